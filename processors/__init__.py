@@ -1,0 +1,3 @@
+"""orderflow processors: the pure core, the Kafka adapters and the command line."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,33 @@
+"""orderflow's error hierarchy. The CLI turns an ``OrderflowError`` into one line and an exit code."""
+
+from __future__ import annotations
+
+
+class OrderflowError(Exception):
+    """Root of every error orderflow raises on purpose."""
+
+    exit_code = 1
+
+
+class SettingsError(OrderflowError):
+    """A setting is missing, malformed or contradicts another one."""
+
+    exit_code = 2
+
+
+class KafkaUnavailableError(OrderflowError):
+    """The brokers could not be reached or refused a request."""
+
+
+class TopicDriftError(OrderflowError):
+    """A topic exists with partitions or configuration other than the ones we expect."""
+
+
+class LocalKafkaError(OrderflowError):
+    """The local broker (jar or Docker) could not be fetched, started, stopped or inspected."""
+
+
+class InvalidOrderError(OrderflowError):
+    """An order failed validation. ``str()`` lists every failing field."""
+
+    exit_code = 2

@@ -1,0 +1,106 @@
+"""The one Kafka client factory: every client orderflow opens is built here from ``Settings``.
+
+Only adapter modules import this; the pure core never does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
+
+from processors.settings import Settings
+
+if TYPE_CHECKING:
+    from quixstreams import Application
+    from quixstreams.kafka.configuration import ConnectionConfig
+
+# Quiet librdkafka: no log line per idle poll; errors still surface through callbacks.
+_COMMON: dict[str, Any] = {"log_level": 3}
+
+
+def connection_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka connection and security properties (the password included, never logged)."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "security.protocol": settings.security_protocol,
+        **_COMMON,
+    }
+    if settings.security_protocol.startswith("SASL_"):
+        config["sasl.mechanism"] = settings.sasl_mechanism
+        config["sasl.username"] = settings.sasl_username
+        assert settings.sasl_password is not None  # enforced by Settings validation
+        config["sasl.password"] = settings.sasl_password.get_secret_value()
+    if settings.ssl_ca_location is not None:
+        config["ssl.ca.location"] = str(settings.ssl_ca_location)
+    return config
+
+
+def admin_client(settings: Settings, **overrides: Any) -> AdminClient:
+    return AdminClient({**connection_config(settings), **overrides})
+
+
+def producer(settings: Settings, **overrides: Any) -> Producer:
+    """An idempotent producer with ``acks=all``: no duplicates from internal retries, no loss."""
+    config = {
+        **connection_config(settings),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        **overrides,
+    }
+    return Producer(config)
+
+
+def consumer(settings: Settings, group_id: str, **overrides: Any) -> Consumer:
+    """A consumer that sees only committed records and commits only when told to."""
+    config = {
+        **connection_config(settings),
+        "group.id": group_id,
+        "isolation.level": "read_committed",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        **overrides,
+    }
+    return Consumer(config)
+
+
+def quix_connection(settings: Settings) -> ConnectionConfig:
+    """The same connection, in Quix Streams' typed form."""
+    from quixstreams.kafka.configuration import ConnectionConfig
+
+    fields: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.security_protocol.startswith("SASL_"):
+        fields |= {
+            "sasl_mechanism": settings.sasl_mechanism,
+            "sasl_username": settings.sasl_username,
+            "sasl_password": settings.sasl_password,
+        }
+    if settings.ssl_ca_location is not None:
+        fields["ssl_ca_location"] = str(settings.ssl_ca_location)
+    return ConnectionConfig(**fields)
+
+
+def quix_application(settings: Settings, consumer_group: str, **overrides: Any) -> Application:
+    """A Quix Streams ``Application`` wired to our connection and delivery guarantee."""
+    from quixstreams import Application
+
+    options: dict[str, Any] = {
+        "broker_address": quix_connection(settings),
+        "consumer_group": consumer_group,
+        "auto_offset_reset": "earliest",
+        "processing_guarantee": settings.processing_guarantee,
+        "commit_interval": settings.commit_interval_s,
+        "state_dir": str(settings.state_dir),
+        "use_changelog_topics": False,
+        "auto_create_topics": False,
+        "consumer_extra_config": {"isolation.level": "read_committed", **_COMMON},
+        "producer_extra_config": dict(_COMMON),
+        **overrides,
+    }
+    return Application(**options)

@@ -1,0 +1,141 @@
+"""The one settings object. Read once at a command's entry point and passed down.
+
+Sources, highest priority first: explicit keyword arguments, environment variables
+(prefix ``ORDERFLOW_``), a TOML file (``ORDERFLOW_CONFIG`` or ``./orderflow.toml``), defaults.
+No other module reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from processors.errors import SettingsError
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+SecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+ProcessingGuarantee = Literal["exactly-once", "at-least-once"]
+
+
+class Settings(BaseSettings):
+    """Everything orderflow can be configured with. Secrets are ``SecretStr`` and never printed."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ORDERFLOW_",
+        extra="ignore",
+        frozen=True,
+        validate_default=True,
+    )
+
+    # --- connection -------------------------------------------------------------------------
+    bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism = "SCRAM-SHA-256"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: Path | None = None
+
+    # --- topics -----------------------------------------------------------------------------
+    topic_main: str = Field("orders.v1", min_length=1)
+    topic_retry: str = Field("orders.retry", min_length=1)
+    topic_dlq: str = Field("orders.dlq", min_length=1)
+    # An empty name disables the outcome record.
+    topic_processed: str = "orders.processed"
+    partitions: int = Field(3, ge=1, le=1000)
+    replication_factor: int = Field(1, ge=1, le=10)
+    retention_main_ms: int = Field(7 * DAY_MS, ge=-1)
+    retention_retry_ms: int = Field(7 * DAY_MS, ge=7 * DAY_MS)
+    retention_dlq_ms: int = Field(14 * DAY_MS, ge=14 * DAY_MS)
+    retention_processed_ms: int = Field(7 * DAY_MS, ge=-1)
+
+    # --- processors -------------------------------------------------------------------------
+    group_main: str = Field("orderflow-main", min_length=1)
+    group_retry: str = Field("orderflow-retry", min_length=1)
+    processing_guarantee: ProcessingGuarantee = "exactly-once"
+    commit_interval_s: float = Field(1.0, gt=0, le=60)
+    # Stable per instance: a restarted instance fences its predecessor's open transaction at once.
+    instance_id: str | None = None
+    handler: str = Field("processors.handler:handle_order", pattern=r"^[\w.]+:[\w.]+$")
+    max_attempts: int = Field(5, ge=1, le=100)
+    backoff_initial_ms: int = Field(1000, ge=0)
+    backoff_multiplier: float = Field(3.0, ge=1.0)
+    backoff_max_ms: int = Field(5 * 60 * 1000, ge=0)
+    backoff_jitter: float = Field(0.1, ge=0.0, le=1.0)
+    retry_deadline_ms: int | None = Field(None, gt=0)
+    random_failure_rate: float = Field(0.0, ge=0.0, le=1.0)
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    state_dir: Path = Path(".orderflow/state")
+
+    # --- producer ---------------------------------------------------------------------------
+    event_source: str = Field("urn:orderflow:producer", min_length=1)
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Settings:
+        if self.security_protocol.startswith("SASL_") and not (
+            self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_username and sasl_password"
+            )
+        if self.backoff_max_ms < self.backoff_initial_ms:
+            raise ValueError("backoff_max_ms must be at least backoff_initial_ms")
+        names = [self.topic_main, self.topic_retry, self.topic_dlq]
+        if self.topic_processed:
+            names.append(self.topic_processed)
+        if len(set(names)) != len(names):
+            raise ValueError("topic names must be distinct")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = Path(os.environ.get("ORDERFLOW_CONFIG", "orderflow.toml"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def all_topics(self) -> list[str]:
+        topics = [self.topic_main, self.topic_retry, self.topic_dlq]
+        return [*topics, self.topic_processed] if self.topic_processed else topics
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning any validation failure into one readable ``SettingsError``."""
+    config_file = os.environ.get("ORDERFLOW_CONFIG")
+    if config_file and not Path(config_file).is_file():
+        raise SettingsError(f"ORDERFLOW_CONFIG: no such file: {config_file}")
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        key = f"ORDERFLOW_{location.upper()}" if location else "settings"
+        problems.append(f"{key}: {message}")
+    return "invalid setting " + "; ".join(problems)
