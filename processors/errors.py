@@ -1,4 +1,4 @@
-"""orderflow's error hierarchy. The CLI turns an ``OrderflowError`` into one line and an exit code."""
+"""orderflow's errors. The CLI turns an ``OrderflowError`` into one line and an exit code."""
 
 from __future__ import annotations
 

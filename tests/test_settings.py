@@ -52,7 +52,11 @@ def test_missing_config_file_is_one_clear_error(monkeypatch):
     ("env", "value", "expected"),
     [
         ("ORDERFLOW_PARTITIONS", "zero", "ORDERFLOW_PARTITIONS: Input should be a valid integer"),
-        ("ORDERFLOW_PARTITIONS", "0", "ORDERFLOW_PARTITIONS: Input should be greater than or equal to 1"),
+        (
+            "ORDERFLOW_PARTITIONS",
+            "0",
+            "ORDERFLOW_PARTITIONS: Input should be greater than or equal to 1",
+        ),
         ("ORDERFLOW_SECURITY_PROTOCOL", "TLS", "ORDERFLOW_SECURITY_PROTOCOL: Input should be"),
         ("ORDERFLOW_RETENTION_DLQ_MS", "1000", "ORDERFLOW_RETENTION_DLQ_MS"),
         ("ORDERFLOW_MAX_ATTEMPTS", "0", "ORDERFLOW_MAX_ATTEMPTS"),

@@ -47,7 +47,7 @@ REPLAY_COUNT: Final = "x-replay-count"
 REPLAYED_AT: Final = "x-replayed-at"
 REPLAY_OF: Final = "x-replay-of"
 
-# --- CloudEvents Kafka binding (binary mode) and W3C trace context ---------------------------------
+# --- CloudEvents Kafka binding (binary mode) and W3C trace context ------------------------------
 CE_SPECVERSION: Final = "ce_specversion"
 CE_ID: Final = "ce_id"
 CE_SOURCE: Final = "ce_source"
@@ -148,7 +148,9 @@ def last_values(headers: Iterable[tuple[str, bytes]] | None) -> dict[str, bytes]
     return {name: value for name, value in normalize(headers)}
 
 
-def replace(headers: Sequence[tuple[str, bytes]] | None, updates: Mapping[str, bytes | None]) -> HeaderList:
+def replace(
+    headers: Sequence[tuple[str, bytes]] | None, updates: Mapping[str, bytes | None]
+) -> HeaderList:
     """Drop every occurrence of each updated name, then append the new values in order.
 
     A ``None`` value removes the header. Other headers keep their order and bytes, so a hop
@@ -158,7 +160,9 @@ def replace(headers: Sequence[tuple[str, bytes]] | None, updates: Mapping[str, b
     return kept + [(name, value) for name, value in updates.items() if value is not None]
 
 
-def set_once(headers: Sequence[tuple[str, bytes]] | None, values: Mapping[str, bytes]) -> HeaderList:
+def set_once(
+    headers: Sequence[tuple[str, bytes]] | None, values: Mapping[str, bytes]
+) -> HeaderList:
     """Add each header only where it is absent: ``x-original-*`` keeps the first value forever."""
     current = normalize(headers)
     present = {name for name, _ in current}

@@ -15,7 +15,8 @@ EVENT_TYPE = "dev.orderflow.order.created.v1"
 
 # ISO 4217 codes we accept. A closed list catches typos such as "EUR " or "usd" early.
 CURRENCIES = frozenset(
-    "AUD BRL CAD CHF CNY CZK DKK EUR GBP HKD INR JPY KRW MXN NOK NZD PLN SEK SGD USD ZAR".split()
+    {"AUD", "BRL", "CAD", "CHF", "CNY", "CZK", "DKK", "EUR", "GBP", "HKD", "INR"}
+    | {"JPY", "KRW", "MXN", "NOK", "NZD", "PLN", "SEK", "SGD", "USD", "ZAR"}
 )
 
 Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
@@ -89,7 +90,7 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 def parse_order(data: bytes | str | dict) -> Order:
-    """Validate an order from JSON bytes/text or a dict; raise ``InvalidOrderError`` listing fields."""
+    """Validate an order from JSON or a dict; raise ``InvalidOrderError`` naming each field."""
     try:
         if isinstance(data, dict):
             return Order.model_validate(data)
