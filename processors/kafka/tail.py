@@ -351,3 +351,18 @@ def scan(
             rest = sum(max(0, ranges[p][1] - position[p]) for p in ranges)
             if rest:
                 progress(rest)
+
+
+def count_records(
+    settings: Settings, topic: str, ranges: dict[int, tuple[int, int]], timeout_s: float = 2.0
+) -> dict[int, int] | None:
+    """Records actually present per partition in small ``[start, end)`` ranges (markers and
+    aborted records excluded), or ``None`` if the read did not finish within ``timeout_s``."""
+    counts = dict.fromkeys(ranges, 0)
+    with _POOL.borrow(settings) as consumer:
+        try:
+            for record in _consume_ranges(consumer, topic, ranges, timeout_s, idle=True):
+                counts[record.partition] += 1
+        except KafkaUnavailableError:
+            return None
+    return counts
