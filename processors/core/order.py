@@ -13,13 +13,33 @@ from processors.errors import InvalidOrderError
 SCHEMA_VERSION = 1
 EVENT_TYPE = "dev.orderflow.order.created.v1"
 
-# ISO 4217 codes we accept. A closed list catches typos such as "EUR " or "usd" early.
-CURRENCIES = frozenset(
-    {"AUD", "BRL", "CAD", "CHF", "CNY", "CZK", "DKK", "EUR", "GBP", "HKD", "INR"}
-    | {"JPY", "KRW", "MXN", "NOK", "NZD", "PLN", "SEK", "SGD", "USD", "ZAR"}
-)
 
-Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
+def _codes(text: str) -> list[str]:
+    return text.split()
+
+
+# Active ISO 4217 currency codes (2025) and their minor units: the number of decimal places an
+# amount in that currency may have. Funds, precious metals and test codes are not accepted.
+_MINOR_UNITS_EXCEPTIONS = {
+    **dict.fromkeys(
+        _codes("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF"), 0
+    ),
+    **dict.fromkeys(_codes("BHD IQD JOD KWD LYD OMR TND"), 3),
+    **dict.fromkeys(_codes("CLF UYW"), 4),
+}
+_TWO_DECIMALS = _codes("""
+AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BOV BRL BSD BTN BWP BYN BZD
+CAD CDF CHE CHF CHW CNY COP COU CRC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS
+GIP GMD GTQ GYD HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS KHR KPW KYD KZT LAK LBP LKR LRD LSL
+MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD PAB PEN PGK
+PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS
+TMT TOP TRY TTD TWD TZS UAH USD USN UYU UZS VED VES WST XCD XCG YER ZAR ZMW ZWG
+""")
+MINOR_UNITS: dict[str, int] = {**dict.fromkeys(_TWO_DECIMALS, 2), **_MINOR_UNITS_EXCEPTIONS}
+CURRENCIES = frozenset(MINOR_UNITS)
+
+# At most 4 decimal places (CLF); each currency's own limit is checked against MINOR_UNITS.
+Money = Annotated[Decimal, Field(ge=0, max_digits=16, decimal_places=4)]
 
 
 class Simulation(BaseModel):
@@ -59,7 +79,7 @@ class Order(BaseModel):
     @classmethod
     def _known_currency(cls, value: str) -> str:
         if value not in CURRENCIES:
-            raise ValueError(f"unknown ISO 4217 currency {value!r}")
+            raise ValueError(f"unknown ISO 4217 currency code {value!r} (e.g. EUR, USD, JPY)")
         return value
 
     @field_validator("created_at")
@@ -71,6 +91,17 @@ class Order(BaseModel):
 
     @model_validator(mode="after")
     def _total_matches_items(self) -> Order:
+        places = MINOR_UNITS[self.currency]
+        amounts = [("total", self.total)] + [
+            (f"items.{i}.unit_price", item.unit_price) for i, item in enumerate(self.items)
+        ]
+        too_precise = [
+            f"{where} {amount}" for where, amount in amounts if -_exponent(amount) > places
+        ]
+        if too_precise:
+            raise ValueError(
+                f"{', '.join(too_precise)}: more than {places} decimal places for {self.currency}"
+            )
         expected = sum((item.unit_price * item.quantity for item in self.items), Decimal(0))
         if self.total != expected:
             raise ValueError(f"total {self.total} does not equal the sum of the items {expected}")
@@ -80,12 +111,19 @@ class Order(BaseModel):
         return self.model_dump_json(exclude_none=True).encode("utf-8")
 
 
+def _exponent(amount: Decimal) -> int:
+    exponent = amount.normalize().as_tuple().exponent
+    return exponent if isinstance(exponent, int) else 0
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     """One line naming every failing field, e.g. ``items.0.quantity: must be > 0``."""
     parts = []
     for error in exc.errors():
-        location = ".".join(str(part) for part in error["loc"]) or "order"
-        parts.append(f"{location}: {error['msg'].removeprefix('Value error, ')}")
+        location = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        # Whole-order checks name their fields in the message itself.
+        parts.append(f"{location}: {message}" if location else message)
     return "; ".join(parts)
 
 
