@@ -1,0 +1,1 @@
+"""orderflow's AWS infrastructure as Pulumi components (imported by platform/__main__.py)."""

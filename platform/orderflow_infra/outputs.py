@@ -1,0 +1,125 @@
+"""The stack-output contract read by deploy/inventory.py (sample: deploy/stack-outputs.sample.json).
+
+Pure functions over plain values, so the exact strings are unit-tested without Pulumi.
+Top-level keys: hosts, bootstrap_servers, dashboard_url, console_url, ssh_commands,
+ssm_commands, region. Every host record has the same keys (null where they do not apply).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from orderflow_infra.hosts import SSH_USER
+from orderflow_infra.security import CONSOLE_PORT, DASHBOARD_PORT, KAFKA_CLIENT_PORT
+
+CONTRACT_KEYS = (
+    "hosts",
+    "bootstrap_servers",
+    "dashboard_url",
+    "console_url",
+    "ssh_commands",
+    "ssm_commands",
+    "region",
+)
+HOST_KEYS = (
+    "name",
+    "role",
+    "instance_id",
+    "private_ip",
+    "public_ip",
+    "az",
+    "node_id",
+    "data_volume_id",
+)
+UI_HOST = "app-1"  # the dashboard and Redpanda Console run on the first app host
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """Which ports the stack opened to allowedCidrs (from StackConfig)."""
+
+    public_dashboard: bool = False
+    public_console: bool = False
+    ssh_enabled: bool = False
+
+
+def host_record(
+    name: str,
+    role: str,
+    instance_id: str,
+    private_ip: str,
+    public_ip: str | None,
+    az: str,
+    node_id: int | None = None,
+    data_volume_id: str | None = None,
+) -> dict[str, Any]:
+    """One ``hosts`` entry; AWS reports "no public IP" as an empty string, stored as None."""
+    return {
+        "name": name,
+        "role": role,
+        "instance_id": instance_id,
+        "private_ip": private_ip,
+        "public_ip": public_ip or None,
+        "az": az,
+        "node_id": node_id,
+        "data_volume_id": data_volume_id,
+    }
+
+
+def bootstrap_servers(hosts: list[dict[str, Any]]) -> str:
+    """``ip:9092,…`` of the brokers' private IPs, in node-id order."""
+    brokers = sorted((h for h in hosts if h["role"] == "kafka"), key=lambda h: h["node_id"])
+    return ",".join(f"{h['private_ip']}:{KAFKA_CLIENT_PORT}" for h in brokers)
+
+
+def ssm_session(instance_id: str, region: str) -> str:
+    """A Session Manager shell on the instance."""
+    return f"aws ssm start-session --target {instance_id} --region {region}"
+
+
+def ssm_port_forward(instance_id: str, region: str, port: int) -> str:
+    """Forward localhost:``port`` to the same port on the instance."""
+    return (
+        f"{ssm_session(instance_id, region)} --document-name AWS-StartPortForwardingSession "
+        f"--parameters portNumber={port},localPortNumber={port}"
+    )
+
+
+def ssh_command(host: dict[str, Any], region: str, direct: bool) -> str:
+    """Direct SSH to the public IP when ``direct``; otherwise SSH tunnelled through SSM (no
+    inbound port 22; needs the instance to hold your key, see sshPublicKey)."""
+    if direct and host["public_ip"]:
+        return f"ssh {SSH_USER}@{host['public_ip']}"
+    proxy = (
+        "aws ssm start-session --target %h --document-name AWS-StartSSHSession "
+        f"--parameters portNumber=%p --region {region}"
+    )
+    return f"ssh -o ProxyCommand='{proxy}' {SSH_USER}@{host['instance_id']}"
+
+
+def service_url(ui_host: dict[str, Any], port: int, public: bool) -> str:
+    """The public URL when the port is open to allowedCidrs, else the SSM-forwarded localhost."""
+    if public and ui_host["public_ip"]:
+        return f"http://{ui_host['public_ip']}:{port}"
+    return f"http://localhost:{port}"
+
+
+def contract(region: str, hosts: list[dict[str, Any]], exposure: Exposure) -> dict[str, Any]:
+    """All stack outputs, keyed by CONTRACT_KEYS, from the resolved host records."""
+    ui = next(h for h in hosts if h["name"] == UI_HOST)
+    return {
+        "hosts": hosts,
+        "bootstrap_servers": bootstrap_servers(hosts),
+        "dashboard_url": service_url(ui, DASHBOARD_PORT, exposure.public_dashboard),
+        "console_url": service_url(ui, CONSOLE_PORT, exposure.public_console),
+        "ssh_commands": {h["name"]: ssh_command(h, region, exposure.ssh_enabled) for h in hosts},
+        "ssm_commands": {
+            "sessions": {h["name"]: ssm_session(h["instance_id"], region) for h in hosts},
+            "port_forwarding": {
+                "dashboard": ssm_port_forward(ui["instance_id"], region, DASHBOARD_PORT),
+                "console": ssm_port_forward(ui["instance_id"], region, CONSOLE_PORT),
+            },
+        },
+        "region": region,
+    }

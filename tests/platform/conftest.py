@@ -1,0 +1,184 @@
+"""Pulumi mocks for the platform/ program: no CLI, no plugins, no cloud.
+
+``platform/`` is put on sys.path so ``orderflow_infra`` imports the way the Pulumi runtime
+imports it; ``platform`` itself is never imported as a package (it would shadow the stdlib).
+Mocks are process-global, so they are set once here; nothing else in the suite uses Pulumi.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi.runtime.mocks import MockMonitor
+
+PLATFORM_DIR = Path(__file__).resolve().parents[2] / "platform"
+if str(PLATFORM_DIR) not in sys.path:
+    sys.path.insert(0, str(PLATFORM_DIR))
+
+from orderflow_infra.config import StackConfig, parse_config  # noqa: E402
+from orderflow_infra.program import build  # noqa: E402
+
+MOCK_ACCOUNT = "123456789012"
+
+
+@dataclass
+class Recorded:
+    """One resource the program registered: Pulumi type token, logical name, inputs, state."""
+
+    typ: str
+    name: str
+    inputs: dict[str, Any]
+    id: str
+    state: dict[str, Any]
+
+
+class AwsMocks(pulumi.runtime.Mocks):
+    """Answers like AWS would: subnet AZs flow to instances, instances get private IPs from
+    their subnet, and a public IP only when they ask for one (AWS reports none as "")."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.resources: list[Recorded] = []
+        self.calls: list[pulumi.runtime.MockCallArgs] = []
+        self._ids = itertools.count(1)
+        self._subnets: dict[str, dict[str, Any]] = {}
+        self._host_numbers: dict[str, itertools.count] = {}
+        self.region = "eu-central-1"
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        n = next(self._ids)
+        inputs = dict(args.inputs)
+        state = dict(inputs)
+        short = args.typ.rsplit(":", 1)[-1]
+        rid = f"{short.lower()}-{n:05d}"
+        if args.typ == "pulumi:providers:aws":
+            self.region = inputs.get("region", self.region)
+        elif args.typ == "aws:ec2/subnet:Subnet":
+            rid = f"subnet-{n:05d}"
+            self._subnets[rid] = inputs
+        elif args.typ == "aws:ec2/instance:Instance":
+            rid = f"i-0{n:016x}"
+            subnet = self._subnets[inputs["subnetId"]]
+            network = ipaddress.ip_network(subnet["cidrBlock"])
+            counter = self._host_numbers.setdefault(inputs["subnetId"], itertools.count(11))
+            state["privateIp"] = str(network.network_address + next(counter))
+            state["availabilityZone"] = subnet["availabilityZone"]
+            state["publicIp"] = (
+                f"198.51.100.{n % 250}" if inputs.get("associatePublicIpAddress") else ""
+            )
+        elif args.typ == "aws:ebs/volume:Volume":
+            rid = f"vol-0{n:016x}"
+        elif args.typ == "aws:ec2/securityGroup:SecurityGroup":
+            rid = f"sg-0{n:016x}"
+        elif args.typ == "aws:ec2/vpc:Vpc":
+            rid = f"vpc-0{n:016x}"
+        elif args.typ == "aws:iam/role:Role":
+            state["arn"] = f"arn:aws:iam::{MOCK_ACCOUNT}:role/{args.name}"
+            state["name"] = args.name
+        elif args.typ == "aws:iam/instanceProfile:InstanceProfile":
+            state["name"] = args.name
+        elif args.typ == "aws:ec2/keyPair:KeyPair":
+            state["keyName"] = args.name
+        self.resources.append(Recorded(args.typ, args.name, inputs, rid, state))
+        return rid, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        self.calls.append(args)
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{self.region}{s}" for s in "abc"]
+            return {"id": self.region, "names": names, "zoneIds": names, "state": "available"}
+        if args.token == "aws:ec2/getAmi:getAmi":
+            return {"id": "ami-0123456789abcdef0", "architecture": "x86_64"}
+        if args.token == "aws:index/getPartition:getPartition":
+            return {"id": "aws", "partition": "aws", "dnsSuffix": "amazonaws.com"}
+        raise AssertionError(f"unexpected invoke {args.token}")
+
+
+class RecordingMonitor(MockMonitor):
+    """Also records each registration's parent URN (MockResourceArgs does not carry it)."""
+
+    def __init__(self, mocks: AwsMocks) -> None:
+        super().__init__(mocks)
+        self.parents: dict[tuple[str, str], str] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.parents[(request.type, request.name)] = request.parent
+        return super().RegisterResource(request)
+
+
+MOCKS = AwsMocks()
+MONITOR = RecordingMonitor(MOCKS)
+pulumi.runtime.set_mocks(MOCKS, project="orderflow", stack="test", preview=False, monitor=MONITOR)
+
+
+@dataclass
+class Deployment:
+    """A finished mock run: every registered resource and the resolved exported outputs."""
+
+    resources: list[Recorded]
+    outputs: dict[str, Any]
+    calls: list[pulumi.runtime.MockCallArgs] = field(default_factory=list)
+    parents: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def of_type(self, typ: str) -> list[Recorded]:
+        return [r for r in self.resources if r.typ == typ]
+
+    def by_id(self, rid: str) -> Recorded:
+        return next(r for r in self.resources if r.id == rid)
+
+    def count(self, typ: str) -> int:
+        return len(self.of_type(typ))
+
+
+@contextmanager
+def quiet_pulumi_aws() -> Iterator[None]:
+    """pulumi_aws lazily imports modules that warn about its own deprecations; not ours."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulumi_aws\.")
+        yield
+
+
+def run_program(cfg: StackConfig) -> Deployment:
+    """Run the program under mocks to completion (every registration awaited) and return it."""
+    MOCKS.reset()
+    MONITOR.parents.clear()
+    resolved: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[Any]:
+        outputs = build(cfg, "test")
+        return pulumi.Output.all(**outputs).apply(resolved.update)
+
+    with quiet_pulumi_aws():
+        program()
+    return Deployment(list(MOCKS.resources), resolved, list(MOCKS.calls), dict(MONITOR.parents))
+
+
+BASE_CONFIG = {"region": "eu-central-1"}
+
+
+@pytest.fixture(scope="session")
+def deploy() -> Callable[..., Deployment]:
+    """``deploy(brokerCount="1", ...)``: run the program for BASE_CONFIG plus raw config
+    overrides (strings, as ``pulumi config`` stores them). Runs are cached per config."""
+    cache: dict[str, Deployment] = {}
+
+    def run(**raw: str) -> Deployment:
+        cfg = parse_config({**BASE_CONFIG, **raw})
+        if repr(cfg) not in cache:
+            cache[repr(cfg)] = run_program(cfg)
+        return cache[repr(cfg)]
+
+    return run

@@ -1,0 +1,71 @@
+"""The output contract as pure functions, checked against deploy/stack-outputs.sample.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from orderflow_infra.outputs import (
+    CONTRACT_KEYS,
+    HOST_KEYS,
+    Exposure,
+    bootstrap_servers,
+    contract,
+    host_record,
+    service_url,
+    ssh_command,
+)
+
+SAMPLE_PATH = Path(__file__).resolve().parents[2] / "deploy" / "stack-outputs.sample.json"
+
+
+@pytest.fixture(scope="module")
+def sample() -> dict[str, Any]:
+    return json.loads(SAMPLE_PATH.read_text())
+
+
+def test_sample_has_exactly_the_contract_keys(sample: dict[str, Any]) -> None:
+    assert set(sample) == set(CONTRACT_KEYS)
+    assert all(tuple(host) == HOST_KEYS for host in sample["hosts"])
+
+
+def test_sample_is_exactly_what_contract_renders_for_its_hosts(sample: dict[str, Any]) -> None:
+    # Keeps every string in the sample (commands, URLs, bootstrap) in lockstep with the code.
+    assert contract(sample["region"], sample["hosts"], Exposure()) == sample
+
+
+def test_host_record_turns_aws_empty_public_ip_into_null() -> None:
+    record = host_record("app-1", "app", "i-1", "10.0.0.5", "", "eu-west-1a")
+    assert record["public_ip"] is None
+    assert record["node_id"] is None and record["data_volume_id"] is None
+    assert tuple(record) == HOST_KEYS
+
+
+def test_bootstrap_servers_lists_brokers_in_node_order_and_skips_apps() -> None:
+    hosts = [
+        host_record("kafka-2", "kafka", "i-2", "10.0.1.2", None, "a", 2, "vol-2"),
+        host_record("app-1", "app", "i-9", "10.0.0.9", None, "a"),
+        host_record("kafka-1", "kafka", "i-1", "10.0.0.1", None, "b", 1, "vol-1"),
+    ]
+    assert bootstrap_servers(hosts) == "10.0.0.1:9092,10.0.1.2:9092"
+
+
+def test_service_url_is_public_only_when_opened_and_reachable() -> None:
+    public = host_record("app-1", "app", "i-1", "10.0.0.5", "198.51.100.4", "a")
+    private = host_record("app-1", "app", "i-1", "10.0.0.5", None, "a")
+    assert service_url(public, 8501, public=True) == "http://198.51.100.4:8501"
+    assert service_url(public, 8501, public=False) == "http://localhost:8501"
+    assert service_url(private, 8080, public=True) == "http://localhost:8080"
+
+
+def test_ssh_is_direct_only_with_ssh_enabled_and_a_public_ip() -> None:
+    public = host_record("app-1", "app", "i-1", "10.0.0.5", "198.51.100.4", "a")
+    broker = host_record("kafka-1", "kafka", "i-2", "10.0.128.5", None, "a", 1, "vol-1")
+    assert ssh_command(public, "eu-west-1", direct=True) == "ssh ubuntu@198.51.100.4"
+    tunnelled = ssh_command(broker, "eu-west-1", direct=True)
+    assert tunnelled.endswith(" ubuntu@i-2")
+    assert "--document-name AWS-StartSSHSession" in tunnelled
+    assert "--region eu-west-1" in tunnelled
+    assert ssh_command(public, "eu-west-1", direct=False).endswith(" ubuntu@i-1")
