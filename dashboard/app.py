@@ -1,0 +1,32 @@
+"""orderflow dashboard entry point: ``orderflow dashboard`` or ``streamlit run dashboard/app.py``.
+
+Loads the settings once per process, gates every page behind the configured auth, then hands
+over to the selected page. Pages only render; they collect through ``dashboard.data``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import ui
+
+st.set_page_config(page_title="orderflow", page_icon=":material/sync_alt:", layout="wide")
+
+settings = ui.settings()
+if not ui.gate():
+    st.stop()
+
+page = st.navigation(
+    [
+        st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
+        st.Page("pages/produce.py", title="Produce", icon=":material/add_shopping_cart:"),
+        st.Page("pages/topics.py", title="Topics", icon=":material/table_rows:"),
+        st.Page("pages/dlq.py", title="DLQ", icon=":material/report:"),
+        st.Page("pages/trace.py", title="Trace", icon=":material/route:"),
+    ]
+)
+with st.sidebar:
+    ui.refresh_controls()
+    st.caption(f"Kafka `{settings.bootstrap_servers}`")
+    ui.auth_badge()
+page.run()

@@ -1,0 +1,151 @@
+"""Collect: every Kafka read and write the dashboard makes, through the shared library only.
+
+Plain functions of ``Settings`` (no Streamlit), each bounded in time and in records, none of
+which creates a consumer group: counts come from watermarks, records from tail reads
+(assign + seek from the end). Failures surface as ``OrderflowError`` subclasses, typically
+``KafkaUnavailableError``, for the page to show as a banner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from processors.core.order import Order
+from processors.kafka import groups, tail
+from processors.kafka.tail import TopicRecord
+from processors.settings import Settings
+
+# One refresh waits at most this long per broker round trip: a dead broker shows quickly.
+TIMEOUT_S = 3.0
+DLQ_SAMPLE_PER_PARTITION = 100
+
+
+def stage_topics(settings: Settings) -> dict[str, str]:
+    """Label → topic, in flow order; the outcome topic is left out when disabled."""
+    stages = {
+        "main": settings.topic_main,
+        "retry": settings.topic_retry,
+        "DLQ": settings.topic_dlq,
+        "processed": settings.topic_processed,
+    }
+    return {label: topic for label, topic in stages.items() if topic}
+
+
+def topic_stages(settings: Settings) -> dict[str, str]:
+    """Topic → label, the inverse of ``stage_topics``."""
+    return {topic: label for label, topic in stage_topics(settings).items()}
+
+
+@dataclass(frozen=True)
+class Lag:
+    """A consumer group's lag on one topic: per partition and in total."""
+
+    label: str
+    group: str
+    topic: str
+    partitions: dict[int, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.partitions.values())
+
+
+@dataclass(frozen=True)
+class Overview:
+    """One refresh of the overview: totals per topic, the processors' lag, a DLQ sample."""
+
+    totals: dict[str, int]
+    lags: list[Lag]
+    dlq_sample: list[TopicRecord]
+
+
+def lags(settings: Settings, timeout_s: float = TIMEOUT_S) -> list[Lag]:
+    """Lag of the main group on the main topic and of the retry group on the retry topic.
+
+    The retry group's lag is the number of records in the retry topic not yet handled: those
+    waiting for their due time plus any being processed.
+    """
+    result = []
+    for label, group, topic in (
+        ("main", settings.group_main, settings.topic_main),
+        ("retry", settings.group_retry, settings.topic_retry),
+    ):
+        per_topic = groups.group_lag(settings, group, [topic], timeout_s=timeout_s)
+        result.append(Lag(label, group, topic, per_topic.get(topic, {})))
+    return result
+
+
+def overview(
+    settings: Settings,
+    dlq_per_partition: int = DLQ_SAMPLE_PER_PARTITION,
+    timeout_s: float = TIMEOUT_S,
+) -> Overview:
+    """Everything the overview shows, at a cost independent of how many records the topics hold:
+    watermarks of our topics, two groups' committed offsets, and the newest
+    ``dlq_per_partition`` dead letters per partition.
+    """
+    totals = tail.topic_totals(settings, settings.all_topics, timeout_s=timeout_s)
+    return Overview(
+        totals=totals,
+        lags=lags(settings, timeout_s),
+        dlq_sample=tail.read_tail(
+            settings, settings.topic_dlq, dlq_per_partition, timeout_s=timeout_s
+        ),
+    )
+
+
+def partitions(settings: Settings, topic: str, timeout_s: float = TIMEOUT_S) -> list[int]:
+    """Partition ids of one of our topics (``[]`` if it does not exist yet)."""
+    return sorted(tail.watermarks(settings, [topic], timeout_s=timeout_s).get(topic, {}))
+
+
+def latest(
+    settings: Settings,
+    topic: str,
+    per_partition: int,
+    only_partitions: Iterable[int] | None = None,
+    timeout_s: float = TIMEOUT_S,
+) -> list[TopicRecord]:
+    """The newest ``per_partition`` records of each partition of one of our topics.
+
+    Refuses any topic that is not one of orderflow's own, so internal topics never show.
+    """
+    if topic not in settings.all_topics:
+        raise ValueError(f"{topic!r} is not one of orderflow's topics")
+    return tail.read_tail(settings, topic, per_partition, only_partitions, timeout_s=timeout_s)
+
+
+def trace(
+    settings: Settings, order_id: str, per_partition: int, timeout_s: float = TIMEOUT_S
+) -> list[TopicRecord]:
+    """Every record keyed ``order_id`` among the newest ``per_partition`` records of each
+    partition of each of our topics. Older hops are not seen: the read is bounded on purpose.
+    """
+    key = order_id.encode("utf-8")
+    found: list[TopicRecord] = []
+    for topic in settings.all_topics:
+        records = tail.read_tail(settings, topic, per_partition, timeout_s=timeout_s)
+        found.extend(record for record in records if record.key == key)
+    return found
+
+
+# --- writes: produce and redrive ------------------------------------------------------------------
+ProgressFn = Callable[[int], None]
+
+
+def produce_one(settings: Settings, order: Order) -> object:
+    from processors import producer
+
+    return producer.produce_one(settings, order)
+
+
+def produce_many(
+    settings: Settings,
+    items: Sequence[object],
+    rate: float | None = None,
+    progress: ProgressFn | None = None,
+) -> object:
+    from processors import producer
+
+    return producer.produce_orders(settings, items, rate=rate, progress=progress)

@@ -1,0 +1,89 @@
+"""Overview: the flow with live counts, totals and throughput over time, lag, DLQ by reason."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import data, shape, ui
+
+settings = ui.settings()
+
+st.title("Overview")
+st.caption(
+    "Live counts come from watermarks and consumer-group offsets; the DLQ breakdown from the "
+    f"newest {data.DLQ_SAMPLE_PER_PARTITION} dead letters per partition. A refresh costs the "
+    "same however many records the topics hold."
+)
+
+
+def _history() -> shape.History:
+    if "overview_history" not in st.session_state:
+        st.session_state["overview_history"] = shape.History(keep=180)
+    return st.session_state["overview_history"]
+
+
+@st.fragment(run_every=ui.run_every())
+def live() -> None:
+    with ui.guarded(settings):
+        snapshot = data.overview(settings)
+        history = _history()
+        previous = history.samples[-1][1] if history.samples else {}
+        history.push(ui.now_ms(), snapshot.totals)
+        stages = shape.flow_stages(data.stage_topics(settings), snapshot.totals)
+
+        columns = st.columns(len(stages) + 2)
+        for column, stage in zip(columns, stages, strict=False):
+            before = previous.get(stage.topic)
+            delta = None if before is None or stage.count is None else stage.count - before
+            column.metric(
+                f"{stage.label} · {stage.topic}",
+                "?" if stage.count is None else f"{stage.count:,}",
+                delta=delta or None,
+                delta_color="inverse" if stage.label in ("DLQ", "retry") else "normal",
+                help="Offsets retained (high − low watermark). In exactly-once mode each "
+                "transaction also leaves one commit marker per partition, so retry/DLQ/processed "
+                "can read higher than the record count.",
+            )
+        by_label = {lag.label: lag for lag in snapshot.lags}
+        columns[-2].metric(
+            "main lag",
+            f"{by_label['main'].total:,}",
+            help=f"Records of {settings.topic_main} not yet handled by {settings.group_main}.",
+        )
+        columns[-1].metric(
+            "waiting for retry",
+            f"{by_label['retry'].total:,}",
+            help=f"Lag of {settings.group_retry} on {settings.topic_retry}: records waiting "
+            "for their due time plus any being retried.",
+        )
+
+        st.graphviz_chart(shape.flow_dot(stages), width="stretch")
+
+        left, right = st.columns(2)
+        with left:
+            st.subheader("Records per topic")
+            st.line_chart(shape.totals_frame(history), x="time", y="records", color="topic")
+        with right:
+            st.subheader("Throughput (records/s)")
+            rates = shape.throughput_frame(history)
+            if rates.empty:
+                st.caption("Needs two refreshes.")
+            else:
+                st.line_chart(rates, x="time", y="per_second", color="topic")
+
+        left, right = st.columns(2)
+        with left:
+            st.subheader("Consumer-group lag")
+            frame = shape.lag_frame((lag.group, lag.topic, lag.partitions) for lag in snapshot.lags)
+            st.dataframe(frame, hide_index=True, width="stretch")
+        with right:
+            st.subheader("DLQ by reason")
+            reasons = shape.reason_counts(snapshot.dlq_sample)
+            if reasons.empty:
+                st.caption("No dead letters.")
+            else:
+                st.bar_chart(reasons, x="reason", y="count", horizontal=True)
+        st.caption(f"Updated {ui.clock()}")
+
+
+live()

@@ -1,0 +1,82 @@
+"""Topic browser: the newest records of one of orderflow's topics, filtered, with a detail view."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import data, shape, ui
+
+settings = ui.settings()
+PER_PARTITION = (10, 25, 50, 100, 200, 500)
+WINDOWS_MIN = {"any time": None, "1 min": 1, "5 min": 5, "15 min": 15, "1 h": 60, "24 h": 1440}
+
+st.title("Topics")
+topics = data.stage_topics(settings)
+controls = st.columns([2, 1, 2, 1, 1])
+label = controls[0].selectbox(
+    "Topic", list(topics), format_func=lambda name: f"{name} · {topics[name]}", key="tb_topic"
+)
+topic = topics[label]
+per_partition = controls[1].select_slider(
+    "Newest per partition", PER_PARTITION, value=50, key="tb_limit"
+)
+key_contains = controls[2].text_input("Order id / key contains", key="tb_key").strip()
+window = controls[4].selectbox("Newer than", list(WINDOWS_MIN), key="tb_window")
+with ui.guarded(settings):
+    choices = data.partitions(settings, topic)
+    chosen = controls[3].multiselect("Partitions", choices, key=f"tb_parts_{topic}")
+st.caption(
+    f"Reads only the newest {per_partition} records of each partition (assign + seek from the "
+    "end, no consumer group); filters apply to those. Internal topics are not listed."
+)
+
+
+@st.fragment(run_every=ui.run_every())
+def browse() -> None:
+    table_key = f"tb_table_{topic}"
+    selection = st.session_state.get(table_key)
+    frozen = bool(selection and selection.selection.rows)
+    with ui.guarded(settings):
+        if not frozen or "tb_records" not in st.session_state:
+            st.session_state["tb_records"] = data.latest(settings, topic, per_partition)
+        minutes = WINDOWS_MIN[window]
+        flt = shape.RecordFilter(
+            key_contains=key_contains,
+            partitions=frozenset(chosen),
+            since_ms=None if minutes is None else ui.now_ms() - minutes * 60_000,
+        )
+        records = shape.filter_records(st.session_state["tb_records"], flt)
+        frame = shape.records_frame(records)
+        st.write(
+            f"**{len(frame)}** records"
+            + (
+                " · refresh paused while a row is selected"
+                if frozen
+                else f" · updated {ui.clock()}"
+            )
+        )
+        event = st.dataframe(
+            frame,
+            key=table_key,
+            on_select="rerun",
+            selection_mode="single-row",
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "time": st.column_config.DatetimeColumn("time", format="YYYY-MM-DD HH:mm:ss.SSS"),
+                "value": st.column_config.TextColumn("value", width="large"),
+                "headers": st.column_config.JsonColumn("headers", width="medium"),
+            },
+        )
+        rows = event.selection.rows
+        if rows and rows[0] < len(frame):
+            row = frame.iloc[rows[0]]
+            st.subheader(f"{row['topic']} · partition {row['partition']} · offset {row['offset']}")
+            left, right = st.columns(2)
+            left.markdown("**Value**")
+            left.code(shape.pretty_json(row["value"]), language="json")
+            right.markdown("**Headers**")
+            right.json(row["headers"])
+
+
+browse()

@@ -1,0 +1,288 @@
+"""Pure shaping: records, totals and lags in; small frames and numbers for the pages out.
+
+No Kafka, no Streamlit, no clock: every function that needs "now" takes ``now_ms``. Records are
+anything with the ``TopicRecord`` attributes (topic, partition, offset, timestamp_ms, key, value,
+headers), so tests feed canned records.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pandas as pd
+
+from processors.core import headers as h
+
+
+class RecordLike(Protocol):
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+# --- bytes for people ---------------------------------------------------------------------------
+def as_text(raw: bytes | str | None) -> str:
+    """Bytes as text for display; invalid UTF-8 shows as ``\\x..`` escapes, ``None`` as ''."""
+    if raw is None:
+        return ""
+    if isinstance(raw, str):
+        return raw
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+def pretty_json(raw: bytes | str | None) -> str:
+    """Indented JSON when the value parses, else the text as it is (poison stays visible)."""
+    text = as_text(raw)
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text
+
+
+def age_text(age_ms: int | None) -> str:
+    """``42s``, ``3m 05s``, ``2h 10m``, ``4d 03h``; negative ages (clock skew) show as ``0s``."""
+    if age_ms is None:
+        return ""
+    seconds = max(0, age_ms // 1000)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
+
+
+def to_timestamp(ms: int | None) -> pd.Timestamp | None:
+    """Epoch milliseconds as a UTC timestamp; ``None`` and non-positive values as ``None``."""
+    if ms is None or ms <= 0:
+        return None
+    return pd.Timestamp(ms, unit="ms", tz="UTC")
+
+
+# --- topic browser ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RecordFilter:
+    """What the topic browser keeps. Empty/None fields keep everything."""
+
+    key_contains: str = ""
+    partitions: frozenset[int] = frozenset()
+    since_ms: int | None = None
+    until_ms: int | None = None
+
+    def keeps(self, record: RecordLike) -> bool:
+        if self.key_contains and self.key_contains not in as_text(record.key):
+            return False
+        if self.partitions and record.partition not in self.partitions:
+            return False
+        if self.since_ms is not None and record.timestamp_ms < self.since_ms:
+            return False
+        return self.until_ms is None or record.timestamp_ms <= self.until_ms
+
+
+def filter_records(records: Iterable[RecordLike], flt: RecordFilter) -> list[RecordLike]:
+    return [record for record in records if flt.keeps(record)]
+
+
+RECORD_COLUMNS = ["topic", "partition", "offset", "time", "key", "value", "headers"]
+
+
+def records_frame(records: Iterable[RecordLike]) -> pd.DataFrame:
+    """One row per record, newest first: headers decoded to a JSON object of text values."""
+    rows = [
+        {
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "time": to_timestamp(record.timestamp_ms),
+            "key": as_text(record.key),
+            "value": as_text(record.value),
+            "headers": json.dumps(h.decoded_text(list(record.headers)), ensure_ascii=False),
+        }
+        for record in records
+    ]
+    frame = pd.DataFrame(rows, columns=RECORD_COLUMNS)
+    if frame.empty:
+        return frame
+    return frame.sort_values(["time", "offset"], ascending=False, ignore_index=True)
+
+
+# --- overview -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Stage:
+    """One box of the flow diagram: its label, topic and record count (``None`` = unknown)."""
+
+    label: str
+    topic: str
+    count: int | None
+
+
+def flow_stages(topics: Mapping[str, str], totals: Mapping[str, int]) -> list[Stage]:
+    """The flow main → retry → DLQ → processed, in that order, from ``label → topic`` and totals.
+
+    Labels whose topic is empty (e.g. the outcome record disabled) are left out.
+    """
+    return [
+        Stage(label, topic, totals.get(topic))
+        for label, topic in topics.items()
+        if topic  # an empty name disables that topic
+    ]
+
+
+@dataclass
+class History:
+    """A rolling series of ``(t_ms, totals)`` samples; keeps at most ``keep`` of them."""
+
+    keep: int = 120
+    samples: list[tuple[int, dict[str, int]]] = field(default_factory=list)
+
+    def push(self, t_ms: int, totals: Mapping[str, int]) -> None:
+        """Append a sample; a sample not newer than the last one replaces it."""
+        if self.samples and t_ms <= self.samples[-1][0]:
+            self.samples[-1] = (self.samples[-1][0], dict(totals))
+        else:
+            self.samples.append((t_ms, dict(totals)))
+        del self.samples[: -self.keep]
+
+
+_EDGES = (
+    ("main", "processed", "ok"),
+    ("main", "retry", "transient"),
+    ("main", "DLQ", "permanent"),
+    ("retry", "processed", "ok"),
+    ("retry", "retry", "again"),
+    ("retry", "DLQ", "exhausted"),
+)
+
+
+def flow_dot(stages: Sequence[Stage]) -> str:
+    """Graphviz DOT of the flow with each stage's topic and count; a non-empty DLQ is red."""
+    present = {stage.label for stage in stages}
+    lines = [
+        "digraph flow {",
+        "  rankdir=LR; bgcolor=transparent;",
+        '  node [shape=box style="rounded,filled" fontname="sans-serif" fillcolor="#eef3fb"];',
+        '  edge [fontname="sans-serif" fontsize=10 color="#6b7a90"];',
+    ]
+    for stage in stages:
+        count = "?" if stage.count is None else f"{stage.count:,}"
+        fill = "#fde2e1" if stage.label == "DLQ" and stage.count else "#eef3fb"
+        label = f"{stage.label}\\n{stage.topic}\\n{count}"
+        lines.append(f'  "{stage.label}" [label="{label}" fillcolor="{fill}"];')
+    for source, target, text in _EDGES:
+        if source in present and target in present:
+            lines.append(f'  "{source}" -> "{target}" [label="{text}"];')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def totals_frame(history: History) -> pd.DataFrame:
+    """Long form ``time, topic, records`` for a line chart of totals over time."""
+    rows = [
+        {"time": to_timestamp(t_ms), "topic": topic, "records": count}
+        for t_ms, totals in history.samples
+        for topic, count in totals.items()
+    ]
+    return pd.DataFrame(rows, columns=["time", "topic", "records"])
+
+
+def throughput_frame(history: History) -> pd.DataFrame:
+    """Long form ``time, topic, per_second``: delta of totals over the time between samples.
+
+    A total that went down (retention deleted records, topic recreated) counts as 0, not as a
+    negative rate. Needs two samples; returns an empty frame before that.
+    """
+    rows = []
+    for (t0, before), (t1, after) in zip(history.samples, history.samples[1:], strict=False):
+        seconds = (t1 - t0) / 1000
+        for topic, count in after.items():
+            if topic not in before:
+                continue
+            delta = max(0, count - before[topic])
+            rows.append(
+                {"time": to_timestamp(t1), "topic": topic, "per_second": round(delta / seconds, 2)}
+            )
+    return pd.DataFrame(rows, columns=["time", "topic", "per_second"])
+
+
+def reason_counts(records: Iterable[RecordLike]) -> pd.DataFrame:
+    """Dead letters by ``x-dlq-reason`` (missing → ``unknown``), most frequent first."""
+    counter: Counter[str] = Counter()
+    for record in records:
+        reason = h.decode_text(h.last_values(list(record.headers)).get(h.DLQ_REASON))
+        counter[reason if isinstance(reason, str) and reason else "unknown"] += 1
+    rows = [{"reason": reason, "count": count} for reason, count in counter.most_common()]
+    return pd.DataFrame(rows, columns=["reason", "count"])
+
+
+# --- order trace --------------------------------------------------------------------------------
+TIMELINE_COLUMNS = ["time", "stage", "topic", "partition", "offset", "attempts", "detail"]
+
+
+def _detail(values: Mapping[str, bytes], value: bytes | None) -> str:
+    text = {name: as_text(raw) for name, raw in values.items()}
+    parts: list[str] = []
+    if h.DLQ_REASON in text:
+        parts.append(f"dead-lettered: {text[h.DLQ_REASON]}")
+    if h.ERROR_CLASS in text:
+        parts.append(f"{text[h.ERROR_CLASS]}: {text.get(h.ERROR_MESSAGE, '')}".rstrip(": "))
+    if h.RETRY_DUE_AT in text and h.DLQ_REASON not in text:
+        due = to_timestamp(h.decode_int(values[h.RETRY_DUE_AT]) or None)
+        if due is not None:
+            parts.append(f"retry due {due:%H:%M:%S.%f}"[:-3])
+    if h.REPLAY_OF in text:
+        parts.append(f"replay #{text.get(h.REPLAY_COUNT, '?')} of {text[h.REPLAY_OF]}")
+    if not parts and value is not None:
+        parts.append(as_text(value)[:200])
+    return "; ".join(parts)
+
+
+def timeline_frame(records: Iterable[RecordLike], stages: Mapping[str, str]) -> pd.DataFrame:
+    """An order's journey, oldest first. ``stages`` maps topic → stage label."""
+    rows = []
+    for record in records:
+        values = h.last_values(list(record.headers))
+        attempts = h.decode_int(values.get(h.ATTEMPTS))
+        rows.append(
+            {
+                "time": to_timestamp(record.timestamp_ms),
+                "stage": stages.get(record.topic, record.topic),
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "attempts": attempts if isinstance(attempts, int) else None,
+                "detail": _detail(values, record.value),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=TIMELINE_COLUMNS)
+    if frame.empty:
+        return frame
+    return frame.sort_values(["time", "offset"], ignore_index=True)
+
+
+def final_stage(timeline: pd.DataFrame) -> str | None:
+    """The stage of the newest record of a journey, or ``None`` for an empty one."""
+    if timeline.empty:
+        return None
+    return str(timeline.iloc[-1]["stage"])
+
+
+def lag_frame(lags: Iterable[tuple[str, str, Mapping[int, int]]]) -> pd.DataFrame:
+    """``group, topic, partition, lag`` rows from ``(group, topic, {partition: lag})`` triples."""
+    rows = [
+        {"group": group, "topic": topic, "partition": partition, "lag": lag}
+        for group, topic, per_partition in lags
+        for partition, lag in sorted(per_partition.items())
+    ]
+    return pd.DataFrame(rows, columns=["group", "topic", "partition", "lag"])

@@ -1,0 +1,156 @@
+"""Render helpers shared by the pages: settings, the auth gate, refresh controls, error banners.
+
+Only render modules (this one, ``app.py`` and ``pages/``) import Streamlit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+from streamlit.errors import StreamlitSecretNotFoundError
+
+from dashboard.auth import AuthConfig, auth_config, is_loopback, password_matches
+from processors.errors import KafkaUnavailableError, OrderflowError, SettingsError
+from processors.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+REFRESH_CHOICES = (1, 2, 5, 10, 30, 60)
+DEFAULT_REFRESH_S = 2
+
+
+@st.cache_resource(show_spinner=False)
+def _settings() -> Settings:
+    return load_settings()
+
+
+def settings() -> Settings:
+    """The process's settings (``ORDERFLOW_*``), loaded once. Stops the page on a bad setting."""
+    try:
+        return _settings()
+    except SettingsError as exc:
+        st.error(f"orderflow settings are invalid: {exc}", icon=":material/settings:")
+        st.stop()
+        raise  # unreachable: st.stop() ends the run
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# --- auth ---------------------------------------------------------------------------------------
+def _secrets() -> dict:
+    try:
+        return st.secrets.to_dict()
+    except (StreamlitSecretNotFoundError, FileNotFoundError):
+        return {}
+
+
+def auth() -> AuthConfig:
+    return auth_config(_secrets())
+
+
+def gate() -> bool:
+    """Render the login when auth is configured and the visitor has not passed it yet.
+
+    Returns True when the page may render. With no auth configured, returns True only when the
+    server listens on loopback, and otherwise explains why it refuses.
+    """
+    config = auth()
+    if config.mode == "oidc":
+        if st.user.is_logged_in:
+            return True
+        st.title("orderflow")
+        st.info("Sign in to open the dashboard.", icon=":material/lock:")
+        st.button("Log in", type="primary", on_click=st.login, args=(config.provider,))
+        return False
+    if config.mode == "password":
+        if st.session_state.get("authenticated"):
+            return True
+        _password_form(str(_secrets()["auth"]["password"]))
+        return False
+    address = str(st.get_option("server.address") or "")
+    if is_loopback(address):
+        return True
+    st.error(
+        f"No login is configured, so this dashboard must listen on 127.0.0.1 only, not on "
+        f"{address or 'every interface'}. Set `[auth] password` or OIDC in "
+        "`.streamlit/secrets.toml`, or start it with `orderflow dashboard`.",
+        icon=":material/lock_open:",
+    )
+    return False
+
+
+def _password_form(expected: str) -> None:
+    st.title("orderflow")
+    with st.form("login"):
+        given = st.text_input("Password", type="password", key="login_password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if submitted:
+        if password_matches(given, expected):
+            st.session_state["authenticated"] = True
+            log.info("login result=ok")
+            st.rerun()
+        log.info("login result=refused")
+        st.error("Wrong password.", icon=":material/lock:")
+
+
+def auth_badge() -> None:
+    """Sidebar note: who is signed in, or that the open dashboard is local only."""
+    config = auth()
+    if config.mode == "oidc":
+        st.caption(f"Signed in as {st.user.get('email') or st.user.get('name') or 'user'}")
+        st.button("Log out", on_click=st.logout)
+    elif config.mode == "password":
+        if st.button("Log out"):
+            st.session_state.pop("authenticated", None)
+            st.rerun()
+    else:
+        st.caption(
+            ":material/lock_open: No login configured: this dashboard only listens on "
+            "127.0.0.1 (set `[auth]` in secrets.toml to serve it further)."
+        )
+
+
+# --- refresh controls -----------------------------------------------------------------------------
+def refresh_controls() -> None:
+    """Sidebar widgets shared by every live page: interval and pause (kept across pages)."""
+    st.select_slider(
+        "Refresh every (s)",
+        options=REFRESH_CHOICES,
+        value=DEFAULT_REFRESH_S,
+        key="refresh_s",
+    )
+    st.toggle("Pause live updates", key="paused")
+
+
+def run_every() -> float | None:
+    """Seconds between fragment reruns, or ``None`` while paused."""
+    if st.session_state.get("paused"):
+        return None
+    return float(st.session_state.get("refresh_s", DEFAULT_REFRESH_S))
+
+
+# --- failures -----------------------------------------------------------------------------------
+@contextmanager
+def guarded(settings: Settings) -> Iterator[None]:
+    """Turn orderflow errors into a banner instead of a traceback; the page keeps running."""
+    try:
+        yield
+    except KafkaUnavailableError as exc:
+        st.error(
+            f"**Kafka unreachable** at `{settings.bootstrap_servers}`: {exc}. "
+            "Live parts retry on every refresh and recover by themselves.",
+            icon=":material/cloud_off:",
+        )
+    except OrderflowError as exc:
+        st.error(str(exc), icon=":material/error:")
+
+
+def clock() -> str:
+    """The current UTC time of day, for "updated at" captions."""
+    return time.strftime("%H:%M:%S UTC", time.gmtime())
