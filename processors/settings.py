@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -75,12 +76,29 @@ class Settings(BaseSettings):
     retry_deadline_ms: int | None = Field(None, gt=0)
     random_failure_rate: float = Field(0.0, ge=0.0, le=1.0)
     metrics_port: int | None = Field(None, ge=0, le=65535)
+    # --- processors: classification, retry read-ahead, transactions (issue 3) ---
+    # Exception classes (``package.module.Class``), comma-separated in the environment.
+    permanent_errors: Annotated[list[str], NoDecode] = []
+    transient_errors: Annotated[list[str], NoDecode] = []
+    # Undeclared exception types: retried (category ``unknown``) or dead-lettered at once.
+    retry_unknown_errors: bool = True
+    # Records the retry processor holds in memory per partition while they wait to be due.
+    retry_max_held: int = Field(500, ge=1, le=500)
+    transaction_timeout_ms: int = Field(20_000, ge=1000, le=900_000)
+    metrics_host: str = "127.0.0.1"
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     state_dir: Path = Path(".orderflow/state")
 
     # --- producer ---------------------------------------------------------------------------
     event_source: str = Field("urn:orderflow:producer", min_length=1)
+
+    @field_validator("permanent_errors", "transient_errors", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:

@@ -11,6 +11,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 # Header lists as confluent-kafka and Quix Streams hand them over: ordered (name, value) pairs.
@@ -112,6 +113,22 @@ def encode_text(value: str, limit: int | None = None) -> bytes:
     return data
 
 
+def encode_text_tail(value: str, limit: int) -> bytes:
+    """UTF-8 text keeping the LAST ``limit`` bytes (a stack trace ends with what matters),
+    marked with a leading ``…`` when cut."""
+    data = value.encode("utf-8")
+    if len(data) <= limit:
+        return data
+    marker = "…\n".encode()
+    tail = data[len(data) - (limit - len(marker)) :].decode("utf-8", errors="ignore")
+    return marker + tail.encode("utf-8")
+
+
+def encode_processor(name: str, version: str, instance: str) -> bytes:
+    """``x-processor``: ``name/version/instance``, e.g. ``orderflow-retry/0.1.0/host-4711``."""
+    return encode_text(f"{name}/{version}/{instance}", ERROR_MESSAGE_LIMIT)
+
+
 def decode_int(raw: bytes | None) -> int | _Invalid | None:
     if raw is None:
         return None
@@ -193,3 +210,63 @@ def new_traceparent() -> str:
 def is_valid_traceparent(value: str) -> bool:
     match = _TRACEPARENT.fullmatch(value)
     return bool(match) and set(match.group(1)) != {"0"} and set(match.group(2)) != {"0"}
+
+
+# --- structured readers and the hop rewrite (processors) ------------------------------------------
+RawHeaders = Sequence[tuple[str, bytes | None]]
+
+
+@dataclass(frozen=True)
+class RetryState:
+    """The contract headers of an incoming record, decoded. Each field is a value, ``None``
+    (header absent) or ``INVALID`` (present but garbage); nothing here raises."""
+
+    attempts: int | _Invalid | None = None
+    max_attempts: int | _Invalid | None = None
+    due_at: int | _Invalid | None = None
+    first_failure_at: int | _Invalid | None = None
+    last_failure_at: int | _Invalid | None = None
+    original_topic: str | _Invalid | None = None
+    original_partition: int | _Invalid | None = None
+    original_offset: int | _Invalid | None = None
+    original_timestamp: int | _Invalid | None = None
+    event_id: str | _Invalid | None = None
+
+
+def read_retry_state(headers: RawHeaders | None) -> RetryState:
+    """Decode the retry-state, original-location and ``ce_id`` headers (last occurrence wins)."""
+    values: dict[str, bytes | None] = {name: value for name, value in headers or ()}
+
+    def integer(name: str) -> int | _Invalid | None:
+        return decode_int(values[name] or b"") if name in values else None
+
+    def text(name: str) -> str | _Invalid | None:
+        return decode_text(values[name] or b"") if name in values else None
+
+    return RetryState(
+        attempts=integer(ATTEMPTS),
+        max_attempts=integer(MAX_ATTEMPTS),
+        due_at=integer(RETRY_DUE_AT),
+        first_failure_at=integer(FIRST_FAILURE_AT),
+        last_failure_at=integer(LAST_FAILURE_AT),
+        original_topic=text(ORIGINAL_TOPIC),
+        original_partition=integer(ORIGINAL_PARTITION),
+        original_offset=integer(ORIGINAL_OFFSET),
+        original_timestamp=integer(ORIGINAL_TIMESTAMP),
+        event_id=text(CE_ID),
+    )
+
+
+def rewrite(
+    headers: RawHeaders | None,
+    updates: Mapping[str, bytes | None],
+    once: Mapping[str, bytes] | None = None,
+) -> list[tuple[str, bytes | None]]:
+    """The headers of a forwarded record: every header not named in ``updates`` keeps its
+    position and exact value (a null value stays null); each updated name appears once, at the
+    end, or not at all when its value is ``None``; each ``once`` header is added only if absent.
+    """
+    kept = [(name, value) for name, value in headers or () if name not in updates]
+    result = kept + [(name, value) for name, value in updates.items() if value is not None]
+    present = {name for name, _ in result}
+    return result + [(n, v) for n, v in (once or {}).items() if n not in present]

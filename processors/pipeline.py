@@ -1,0 +1,335 @@
+"""The guarded step both processors run on every record: bytes in, one routed output out.
+
+decode UTF-8/JSON → validate the order → run the handler → classify → route. It never raises
+(except ``KeyboardInterrupt``/``SystemExit``): poison records, handler errors and even bugs in
+this module become a retry or dead-letter output that carries the original key, value and
+headers byte for byte. The adapters (main.py, retry.py) only write what it returns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from processors.core import headers as h
+from processors.core.classify import ErrorCategory, qualified_name
+from processors.core.order import parse_order
+from processors.core.policy import RetryPolicy
+from processors.core.routing import (
+    Decision,
+    DlqReason,
+    Failure,
+    Identity,
+    RecordMeta,
+    Route,
+    attempt_number,
+    forwarded_headers,
+    idempotency_key,
+    route,
+)
+from processors.handler import Handler, HandlerContext
+from processors.logs import event
+from processors.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+RawHeaders = list[tuple[str, bytes | None]]
+
+
+class EmptyValueError(ValueError):
+    """The record has no value (null or zero bytes)."""
+
+
+class NotAnObjectError(ValueError):
+    """The value is valid JSON but not a JSON object."""
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: RawHeaders | None
+
+
+@dataclass(frozen=True)
+class Output:
+    """One record to write: destination, key, value, headers and timestamp."""
+
+    route: Route
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: RawHeaders
+    timestamp_ms: int
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """The decision and what to write (``output`` is None only for a success with the outcome
+    topic disabled)."""
+
+    decision: Decision
+    output: Output | None
+    order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Topics:
+    retry: str
+    dlq: str
+    processed: str  # empty: no outcome record
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class GuardedStep:
+    """Callable ``(InputRecord) -> StepResult`` that never raises.
+
+    ``first_hop`` is True in the main processor (every record is a first attempt) and False in
+    the retry processor (``x-attempts`` counts previous attempts).
+    """
+
+    def __init__(
+        self,
+        *,
+        handler: Handler,
+        policy: RetryPolicy,
+        identity: Identity,
+        topics: Topics,
+        first_hop: bool,
+        metrics: Metrics | None = None,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.handler = handler
+        self.policy = policy
+        self.identity = identity
+        self.topics = topics
+        self.first_hop = first_hop
+        self.metrics = metrics or Metrics("main" if first_hop else "retry")
+        self.clock_ms = clock_ms
+        self.rand = rand
+
+    def __call__(self, record: InputRecord) -> StepResult:
+        started = time.perf_counter()
+        self.metrics.consumed()
+        try:
+            result = self._step(record)
+        except Exception as exc:  # a bug in the step itself: still never lose the record
+            logger.exception("event=step_failed offset=%s", record.offset)
+            result = self._emergency(record, exc)
+        self._observe(result, record)
+        self.metrics.processing(time.perf_counter() - started)
+        return result
+
+    # --- the step -----------------------------------------------------------------------------
+    def _step(self, record: InputRecord) -> StepResult:
+        meta = RecordMeta(record.topic, record.partition, record.offset, record.timestamp_ms)
+        state = h.read_retry_state(record.headers)
+        attempt, _ = attempt_number(state, self.policy, self.first_hop)
+        failure: Failure | None = None
+        order_id: str | None = None
+        handler_result: object = None
+        try:
+            text, document = _decode(record.value)
+        except Exception as exc:
+            failure = _failure(exc, ErrorCategory.DESERIALIZATION)
+        else:
+            order_id = _order_id_hint(document)
+            try:
+                if not isinstance(document, dict):
+                    raise NotAnObjectError(f"expected a JSON object, got {type(document).__name__}")
+                # From the text, not the dict: JSON numbers become exact Decimals.
+                order = parse_order(text)
+            except Exception as exc:
+                failure = _failure(exc, ErrorCategory.VALIDATION)
+            else:
+                context = HandlerContext(
+                    attempt=attempt,
+                    max_attempts=self.policy.max_attempts,
+                    idempotency_key=idempotency_key(state, meta),
+                    headers=MappingProxyType(dict(record.headers or ())),
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                )
+                try:
+                    handler_result = self.handler(order, context)
+                except Exception as exc:
+                    failure = _failure(exc, self.policy.classifier.classify(exc))
+        if order_id is None and record.key:
+            order_id = record.key.decode("utf-8", errors="replace")
+        now = self.clock_ms()
+        decision = route(
+            meta,
+            state,
+            failure,
+            self.policy,
+            self.identity,
+            now,
+            self.rand(),
+            first_hop=self.first_hop,
+        )
+        if decision.route is Route.PROCESSED:
+            output = self._outcome(record, state, meta, decision, now, order_id, handler_result)
+        else:
+            topic = self.topics.retry if decision.route is Route.RETRY else self.topics.dlq
+            output = Output(
+                route=decision.route,
+                topic=topic,
+                key=record.key,
+                value=record.value,
+                headers=forwarded_headers(record.headers, decision),
+                timestamp_ms=now,
+            )
+        if failure is not None:
+            self._log_failure(decision, failure, output, order_id, now)
+        return StepResult(decision, output, order_id)
+
+    def _outcome(
+        self,
+        record: InputRecord,
+        state: h.RetryState,
+        meta: RecordMeta,
+        decision: Decision,
+        now: int,
+        order_id: str | None,
+        handler_result: object,
+    ) -> Output | None:
+        if not self.topics.processed:
+            return None
+        origin = _origin(state, meta)
+        idn = self.identity
+        body: dict[str, Any] = {
+            "status": "processed",
+            "order_id": order_id,
+            "event_id": idempotency_key(state, meta),
+            "attempts": decision.attempt,
+            "processed_at": now,
+            "processor": self.identity.processor,
+            "source": origin,
+        }
+        if isinstance(handler_result, Mapping):
+            body["result"] = dict(handler_result)
+        value = json.dumps(body, separators=(",", ":"), default=str).encode("utf-8")
+        carried = [(n, v) for n, v in record.headers or () if n == h.TRACEPARENT]
+        headers: RawHeaders = [
+            *carried,
+            (h.CONTENT_TYPE, b"application/json"),
+            (h.ATTEMPTS, h.encode_int(decision.attempt)),
+            (h.PROCESSOR, h.encode_processor(idn.name, idn.version, idn.instance)),
+            (h.CONSUMER_GROUP, h.encode_text(self.identity.consumer_group)),
+            (h.ORIGINAL_TOPIC, h.encode_text(str(origin["topic"]))),
+            (h.ORIGINAL_PARTITION, h.encode_int(int(origin["partition"]))),
+            (h.ORIGINAL_OFFSET, h.encode_int(int(origin["offset"]))),
+        ]
+        return Output(Route.PROCESSED, self.topics.processed, record.key, value, headers, now)
+
+    def _emergency(self, record: InputRecord, exc: Exception) -> StepResult:
+        """Dead-letter the record with minimal headers: the step itself failed."""
+        now = wall_clock_ms()
+        decision = Decision(
+            route=Route.DLQ,
+            attempt=1,
+            reason=DlqReason.NON_RETRYABLE,
+            updates={
+                h.ERROR_CLASS: h.encode_text(qualified_name(exc)),
+                h.ERROR_MESSAGE: h.encode_text(str(exc), h.ERROR_MESSAGE_LIMIT),
+                h.ERROR_CATEGORY: h.encode_text(ErrorCategory.UNKNOWN.value),
+                h.DLQ_REASON: h.encode_text(DlqReason.NON_RETRYABLE.value),
+                h.DLQ_AT: h.encode_int(now),
+                h.ERROR_STACKTRACE: h.encode_text_tail(_trace(exc), h.STACKTRACE_LIMIT),
+            },
+        )
+        output = Output(
+            Route.DLQ,
+            self.topics.dlq,
+            record.key,
+            record.value,
+            h.rewrite(record.headers, decision.updates),
+            now,
+        )
+        return StepResult(decision, output, None)
+
+    # --- observability ------------------------------------------------------------------------
+    def _observe(self, result: StepResult, record: InputRecord) -> None:
+        decision = result.decision
+        if decision.route is Route.PROCESSED:
+            self.metrics.succeeded()
+            return
+        category = decision.updates.get(h.ERROR_CATEGORY) or b"unknown"
+        self.metrics.failed(category.decode("utf-8", errors="replace"))
+        if decision.route is Route.RETRY:
+            self.metrics.retried(decision.attempt)
+        elif decision.reason is not None:
+            self.metrics.dead_lettered(decision.reason.value)
+
+    def _log_failure(
+        self,
+        decision: Decision,
+        failure: Failure,
+        output: Output | None,
+        order_id: str | None,
+        now: int,
+    ) -> None:
+        event(
+            logger,
+            "routed",
+            logging.WARNING if decision.route is Route.DLQ else logging.INFO,
+            route=decision.route.value,
+            topic=output.topic if output else None,
+            attempt=decision.attempt,
+            order_id=order_id,
+            error=failure.error_class.rpartition(".")[2],
+            category=failure.category.value,
+            reason=decision.reason.value if decision.reason else None,
+            due_in_ms=(decision.due_at_ms - now) if decision.due_at_ms is not None else None,
+            notes=",".join(decision.notes) or None,
+            message=failure.message[:200],
+        )
+
+
+def _decode(value: bytes | None) -> tuple[str, Any]:
+    """The value as text and as parsed JSON; raises on null/empty, non-UTF-8 or invalid JSON."""
+    if not value:
+        raise EmptyValueError("record value is empty" if value == b"" else "record value is null")
+    text = value.decode("utf-8")
+    return text, json.loads(text)
+
+
+def _order_id_hint(document: Any) -> str | None:
+    order_id = document.get("order_id") if isinstance(document, dict) else None
+    return order_id[:64] if isinstance(order_id, str) and order_id else None
+
+
+def _failure(exc: BaseException, category: ErrorCategory) -> Failure:
+    return Failure(
+        category=category,
+        error_class=qualified_name(exc),
+        message=str(exc) or qualified_name(exc),
+        stacktrace=_trace(exc),
+    )
+
+
+def _trace(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
+
+
+def _origin(state: h.RetryState, meta: RecordMeta) -> dict[str, object]:
+    topic, partition, offset = state.original_topic, state.original_partition, state.original_offset
+    if isinstance(topic, str) and topic and isinstance(partition, int) and isinstance(offset, int):
+        return {"topic": topic, "partition": partition, "offset": offset}
+    return {"topic": meta.topic, "partition": meta.partition, "offset": meta.offset}
