@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
-from orderflow_infra.config import ConfigError, StackConfig, parse_config
+import yaml
+from orderflow_infra.config import DEFAULTS, ConfigError, StackConfig, parse_config
 
 REGION = {"region": "eu-central-1"}
 
@@ -106,3 +110,19 @@ def test_allowed_cidrs_are_normalised_and_deduplicated() -> None:
         {**REGION, "allowedCidrs": '["203.0.113.7", "203.0.113.7/32", "2001:DB8::/32"]'}
     )
     assert cfg.allowed_cidrs == ("203.0.113.7/32", "2001:db8::/32")
+
+
+def test_example_stack_config_documents_every_key_and_validates() -> None:
+    example = Path(__file__).resolve().parents[2] / "platform" / "Pulumi.example.yaml"
+    values = yaml.safe_load(example.read_text())["config"]
+    assert {key.removeprefix("orderflow:") for key in values} == set(DEFAULTS)
+
+    def as_pulumi_config_get(value: object) -> str:  # what pulumi.Config().get returns
+        if isinstance(value, list | dict):
+            return json.dumps(value)
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    cfg = parse_config(
+        {k.removeprefix("orderflow:"): as_pulumi_config_get(v) for k, v in values.items()}
+    )
+    assert cfg.broker_count == 3 and not cfg.public_access and cfg.allowed_cidrs

@@ -1,0 +1,158 @@
+"""deploy/cloud.sh with fake pulumi/aws/pyinfra on an isolated PATH: the order of the steps,
+and the early one-line failures when a tool or credentials are missing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "deploy" / "cloud.sh"
+SAMPLE = ROOT / "deploy" / "stack-outputs.sample.json"
+BASH = shutil.which("bash") or "/bin/bash"
+
+FAKE_PULUMI = f"""#!{BASH}
+echo "pulumi $*" >> "$FAKE_LOG"
+case "$*" in
+  *--show-name*) [[ -z "${{FAKE_NO_STACK:-}}" ]] && echo dev || exit 255 ;;
+  *"config get sshPublicKey"*) [[ -z "${{FAKE_NO_KEY:-}}" ]] && echo "ssh-ed25519 A k" || exit 1 ;;
+  *"output --json"*) cat "{SAMPLE}" ;;
+esac
+"""
+FAKE_AWS = f"""#!{BASH}
+echo "aws $*" >> "$FAKE_LOG"
+[[ -z "${{FAKE_NO_CREDS:-}}" ]] || exit 255
+"""
+FAKE_LOGGER = f"""#!{BASH}
+echo "$(basename "$0") $* outputs=$(test -s "$ORDERFLOW_PULUMI_OUTPUTS" && echo yes)" >> "$FAKE_LOG"
+"""
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path):
+    """Run cloud.sh with only the given fake tools on PATH; returns (run, log path)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("dirname", "mv", "rm", "cat", "basename", "test"):
+        found = shutil.which(tool)
+        assert found, tool
+        (bin_dir / tool).symlink_to(found)
+    log = tmp_path / "log"
+    outputs = tmp_path / "outputs.json"
+
+    def run(*args: str, tools=("pulumi", "aws", "session-manager-plugin", "pyinfra"), **env):
+        fakes = {"pulumi": FAKE_PULUMI, "aws": FAKE_AWS}
+        for tool in ("pulumi", "aws", "session-manager-plugin", "pyinfra"):
+            path = bin_dir / tool
+            path.unlink(missing_ok=True)
+            if tool in tools:
+                path.write_text(fakes.get(tool, FAKE_LOGGER))
+                path.chmod(0o755)
+        environment = {
+            "PATH": str(bin_dir),
+            "HOME": str(tmp_path),
+            "FAKE_LOG": str(log),
+            "ORDERFLOW_PULUMI_OUTPUTS": str(outputs),
+            **env,
+        }
+        return subprocess.run(
+            [BASH, str(SCRIPT), *args],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    return run, log, outputs
+
+
+def test_up_runs_pulumi_then_saves_outputs_then_pyinfra(sandbox) -> None:
+    run, log, outputs = sandbox
+    result = run("up")
+    assert result.returncode == 0, result.stderr
+    assert log.read_text().splitlines() == [
+        "pulumi stack --show-name",
+        "aws sts get-caller-identity",
+        "pulumi config get sshPublicKey",
+        "pulumi up --yes",
+        "pulumi stack output --json",
+        "pyinfra deploy/inventory.py deploy/deploy.py -y outputs=yes",
+    ]
+    assert outputs.read_text() == SAMPLE.read_text()
+
+
+def test_down_destroys_and_removes_saved_outputs(sandbox) -> None:
+    run, log, outputs = sandbox
+    outputs.write_text("{}")
+    result = run("down", "--yes", tools=("pulumi", "aws"))
+    assert result.returncode == 0, result.stderr
+    assert "pulumi destroy --yes" in log.read_text().splitlines()
+    assert not outputs.exists()
+
+
+def test_stack_from_environment_is_passed_to_every_pulumi_call(sandbox) -> None:
+    run, log, _ = sandbox
+    assert run("up", PULUMI_STACK="prod").returncode == 0
+    pulumi_calls = [line for line in log.read_text().splitlines() if line.startswith("pulumi ")]
+    assert pulumi_calls and all("--stack prod" in line for line in pulumi_calls)
+
+
+@pytest.mark.parametrize(
+    ("command", "tools", "env", "message"),
+    [
+        ("up", ("aws", "pyinfra"), {}, "the pulumi CLI is not installed"),
+        ("down", ("aws",), {}, "the pulumi CLI is not installed"),
+        ("up", ("pulumi", "aws"), {"FAKE_NO_STACK": "1"}, "no Pulumi stack selected"),
+        ("up", ("pulumi", "aws"), {"FAKE_NO_CREDS": "1"}, "no usable AWS credentials"),
+        ("down", ("pulumi", "aws"), {"FAKE_NO_CREDS": "1"}, "no usable AWS credentials"),
+        ("down", ("pulumi",), {}, "no AWS credentials: set AWS_PROFILE"),
+        ("up", ("pulumi",), {"AWS_PROFILE": "x"}, "the aws CLI is not installed"),
+        (
+            "up",
+            ("pulumi", "aws", "pyinfra"),
+            {},
+            "the AWS Session Manager plugin is not installed",
+        ),
+        ("up", ("pulumi", "aws", "session-manager-plugin"), {}, "pyinfra not found"),
+        (
+            "up",
+            ("pulumi", "aws", "session-manager-plugin", "pyinfra"),
+            {"FAKE_NO_KEY": "1"},
+            "sshPublicKey is not set",
+        ),
+    ],
+)
+def test_missing_prerequisites_fail_early_with_one_line(
+    sandbox, command, tools, env, message
+) -> None:
+    run, log, outputs = sandbox
+    result = run(command, tools=tools, **env)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"cloud: error: {message}")
+    assert result.stderr.count("\n") == 1
+    calls = log.read_text() if log.exists() else ""
+    assert "pulumi up" not in calls and "pulumi destroy" not in calls
+    assert not outputs.exists()
+
+
+def test_down_without_aws_cli_accepts_a_profile(sandbox) -> None:
+    run, log, _ = sandbox
+    result = run("down", "--yes", tools=("pulumi",), AWS_PROFILE="ops")
+    assert result.returncode == 0, result.stderr
+    assert "pulumi destroy --yes" in log.read_text()
+
+
+def test_unknown_command_prints_usage(sandbox) -> None:
+    run, _, _ = sandbox
+    result = run("sideways")
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: deploy/cloud.sh up|deploy|down")
+
+
+def test_script_is_executable() -> None:
+    assert os.access(SCRIPT, os.X_OK)
