@@ -1,0 +1,10 @@
+"""Defaults for every host. Group files (kafka.py, app.py) and host data override them."""
+
+# pyinfra logs in as the AMI's user (ORDERFLOW_SSH_USER) and needs root for every operation.
+_sudo = True
+
+# Time sync: the Amazon Time Sync Service, reachable from every instance without egress.
+chrony_servers = ["169.254.169.123"]
+
+# Base packages on every host.
+base_packages = ["ca-certificates", "curl", "chrony"]

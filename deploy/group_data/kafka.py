@@ -1,0 +1,20 @@
+"""Kafka brokers: one KRaft node (broker + controller) per host, from files/kafka-compose.yaml.
+
+The cluster id must stay the same for the life of the cluster (every node's data dir is formatted
+with it). Generate your own with ``kafka-storage.sh random-uuid`` before the first deploy if you
+like; never change it afterwards.
+"""
+
+kafka_image = "apache/kafka:4.1.1"
+kafka_cluster_id = "ZljhLFr_RvuBvx_LI3XmUg"
+kafka_client_port = 9092
+kafka_controller_port = 9093
+kafka_heap_size = "1g"
+
+# The compose project lives here; /var/lib/kafka is the mount point of the EBS data volume.
+kafka_home = "/opt/kafka"
+kafka_mount = "/var/lib/kafka"
+kafka_data_dir = "/var/lib/kafka/data"
+kafka_filesystem_label = "kafka-data"
+# The apache/kafka image runs as `appuser`, uid/gid 1000; its data dir must belong to it.
+kafka_container_uid = 1000

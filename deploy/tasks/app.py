@@ -1,0 +1,262 @@
+"""App hosts: orderflow in a venv, its settings file, and systemd units for every process.
+
+Services restart only when what they run changed: the installed code, the settings file or
+their unit file.
+"""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api.exceptions import DeployError
+from pyinfra.facts.files import FileContents
+from pyinfra.operations import apt, files, pip, server, systemd
+from pyinfra.operations.util import any_changed
+
+DEPLOY_DIR = Path(__file__).resolve().parent.parent
+REPO_DIR = DEPLOY_DIR.parent
+# What `pip wheel` needs from this checkout to build the orderflow distribution.
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "processors", "dashboard", "deploy")
+data = host.data
+
+
+def _source_files() -> list[Path]:
+    found: list[Path] = []
+    for name in WHEEL_SOURCES:
+        path = REPO_DIR / name
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            found.extend(
+                item
+                for item in sorted(path.rglob("*"))
+                if item.is_file() and "__pycache__" not in item.parts and item.suffix != ".pyc"
+            )
+    return found
+
+
+def _build_wheel() -> Path:
+    """Build the orderflow wheel from this checkout, once per distinct source tree.
+
+    Cached under build/deploy-wheel/<source hash>/, so an unchanged tree gives the same file
+    (and the same checksum on the hosts), whatever the number of deploys.
+    """
+    sources = _source_files()
+    digest = hashlib.sha256()
+    for path in sources:
+        digest.update(str(path.relative_to(REPO_DIR)).encode() + b"\0" + path.read_bytes())
+    cache = REPO_DIR / "build" / "deploy-wheel" / digest.hexdigest()[:16]
+    wheels = sorted(cache.glob("orderflow-*.whl"))
+    if wheels:
+        return wheels[0]
+
+    with tempfile.TemporaryDirectory(prefix="orderflow-wheel-") as tmp:
+        tree = Path(tmp) / "src"
+        for path in sources:
+            target = tree / path.relative_to(REPO_DIR)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", f"{tmp}/dist", tree],
+            capture_output=True,
+            text=True,
+            # Fixed timestamps inside the archive: the same sources give the same bytes.
+            env={**os.environ, "SOURCE_DATE_EPOCH": "315532800"},
+            check=False,
+        )
+        built = sorted(Path(tmp, "dist").glob("orderflow-*.whl"))
+        if result.returncode != 0 or not built:
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise DeployError(f"building the orderflow wheel failed: {last}")
+        cache.mkdir(parents=True, exist_ok=True)
+        staged = cache / f".{built[0].name}.partial"
+        shutil.copy2(built[0], staged)
+        # Atomic: a concurrent deploy sees either no wheel or the whole wheel.
+        staged.replace(cache / built[0].name)
+        return cache / built[0].name
+
+
+wheel = Path(data.orderflow_wheel) if data.orderflow_wheel else _build_wheel()
+wheel_sha256 = hashlib.sha256(wheel.read_bytes()).hexdigest()
+venv = data.orderflow_venv
+remote_wheel = f"{data.orderflow_home}/dist/{wheel.name}"
+installed_marker = f"{venv}/.orderflow-wheel.sha256"
+state_dir = data.orderflow_state_dir
+if not state_dir.startswith("/var/lib/"):
+    raise DeployError(f"orderflow_state_dir must be under /var/lib/, not {state_dir}")
+
+apt.packages(
+    name="Install Python with venv support",
+    packages=["python3", "python3-venv"],
+)
+
+files.directory(
+    name="Create the orderflow install directory",
+    path=f"{data.orderflow_home}/dist",
+    user="root",
+    group="root",
+    mode="755",
+)
+
+files.directory(
+    name="Create the orderflow settings directory",
+    path=data.orderflow_config_dir,
+    user="root",
+    group=data.orderflow_user,
+    mode="750",
+)
+
+files.directory(
+    name="Create the orderflow state directory",
+    path=state_dir,
+    user=data.orderflow_user,
+    group=data.orderflow_user,
+    mode="750",
+)
+
+pip.venv(
+    name="Create the orderflow virtualenv",
+    path=venv,
+    python="python3",
+)
+
+files.put(
+    name="Upload the orderflow wheel",
+    src=str(wheel),
+    dest=remote_wheel,
+    user="root",
+    group="root",
+    mode="644",
+)
+
+# The marker records which wheel the venv holds; a failed install leaves it unchanged, so the
+# next deploy retries instead of believing the upload was enough.
+restart_triggers = []
+installed = host.get_fact(FileContents, installed_marker)
+if installed != [wheel_sha256]:
+    restart_triggers.append(
+        server.shell(
+            name="Install orderflow into the virtualenv",
+            commands=[
+                f"{venv}/bin/pip install --quiet --no-cache-dir {remote_wheel}",
+                # Same version number, new code: replace the package itself too.
+                f"{venv}/bin/pip install --quiet --no-cache-dir --no-deps --force-reinstall "
+                f"{remote_wheel}",
+                f"echo {wheel_sha256} > {installed_marker}",
+            ],
+        )
+    )
+
+settings = {
+    **{key.upper(): value for key, value in data.orderflow_settings.items()},
+    "BOOTSTRAP_SERVERS": data.bootstrap_servers,
+    "REPLICATION_FACTOR": data.kafka_replication_factor,
+}
+for key, value in settings.items():
+    if any(char in str(value) for char in "\n\"'\\$ "):
+        raise DeployError(f"orderflow setting {key} has characters systemd would not keep")
+env_file = files.template(
+    name="Render the orderflow settings file",
+    src=str(DEPLOY_DIR / "templates" / "orderflow.env.j2"),
+    dest=data.orderflow_env_file,
+    user="root",
+    group=data.orderflow_user,
+    mode="640",
+    settings=settings,
+)
+restart_triggers.append(env_file)
+
+# Topics before processors: brokers never auto-create them. Idempotent; a topic that exists
+# with other partitions or config is drift and fails the deploy. Runs as the service user with
+# the services' own settings file.
+server.shell(
+    name="Create the orderflow topics (once, from one app host)",
+    commands=[
+        "systemd-run --wait --pipe --quiet --collect "
+        f"--uid={data.orderflow_user} --gid={data.orderflow_user} "
+        f"-p EnvironmentFile={data.orderflow_env_file} -p NoNewPrivileges=yes "
+        f"{venv}/bin/orderflow topics create"
+    ],
+    _run_once=True,
+)
+
+unit_common = {
+    "service_user": data.orderflow_user,
+    "env_file": data.orderflow_env_file,
+    "venv": venv,
+    "state_dir": state_dir,
+    "state_dir_name": state_dir.removeprefix("/var/lib/"),
+}
+units = {
+    "orderflow-main@.service": {
+        "description": "orderflow main processor (instance %i)",
+        "command": "main",
+        "instance_id": "%H-%p-%i",
+        "state_subdir": "%p-%i",
+    },
+    "orderflow-retry@.service": {
+        "description": "orderflow retry processor (instance %i)",
+        "command": "retry",
+        "instance_id": "%H-%p-%i",
+        "state_subdir": "%p-%i",
+    },
+    "orderflow-dashboard.service": {
+        "description": f"orderflow dashboard on {data.private_ip}:{data.dashboard_port}",
+        "command": f"dashboard --address {data.private_ip}",
+        "instance_id": "%H-dashboard",
+        "state_subdir": "dashboard",
+    },
+}
+unit_files = {
+    unit: files.template(
+        name=f"Install the {unit} unit",
+        src=str(DEPLOY_DIR / "templates" / "orderflow.service.j2"),
+        dest=f"/etc/systemd/system/{unit}",
+        user="root",
+        group="root",
+        mode="644",
+        unit=unit,
+        **unit_common,
+        **values,
+    )
+    for unit, values in units.items()
+}
+
+systemd.daemon_reload(
+    name="Reload systemd units",
+    _if=any_changed(*unit_files.values()),
+)
+
+# try-restart restarts running instances only, including any scaled up by hand.
+server.shell(
+    name="Restart the processors (code, settings or unit changed)",
+    commands=["systemctl try-restart 'orderflow-main@*.service' 'orderflow-retry@*.service'"],
+    _if=any_changed(
+        *restart_triggers,
+        unit_files["orderflow-main@.service"],
+        unit_files["orderflow-retry@.service"],
+    ),
+)
+server.shell(
+    name="Restart the dashboard (code, settings or unit changed)",
+    commands=["systemctl try-restart orderflow-dashboard.service"],
+    _if=any_changed(*restart_triggers, unit_files["orderflow-dashboard.service"]),
+)
+
+instances = [
+    *(f"orderflow-main@{n}.service" for n in range(1, data.orderflow_main_instances + 1)),
+    *(f"orderflow-retry@{n}.service" for n in range(1, data.orderflow_retry_instances + 1)),
+    "orderflow-dashboard.service",
+]
+for service in instances:
+    systemd.service(
+        name=f"Run {service} at boot",
+        service=service,
+        running=True,
+        enabled=True,
+    )

@@ -1,0 +1,135 @@
+"""Kafka hosts: the EBS data volume, then one KRaft node from deploy/files/kafka-compose.yaml.
+
+Per node the compose file gets an env file rendered from the inventory: node id, this host's
+private IP (advertised and bound), the controller voters of every Kafka host, the cluster id.
+"""
+
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api.exceptions import DeployError
+from pyinfra.facts.server import Command, Users
+from pyinfra.operations import docker, files, server
+
+DEPLOY_DIR = Path(__file__).resolve().parent.parent
+data = host.data
+
+if not data.kafka_data_volume_id:
+    raise DeployError(f"{host.name}: the Pulumi outputs give no data_volume_id for this broker")
+# Nitro instances expose EBS volumes as NVMe disks; this link names the volume, not a slot.
+device = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_" + data.kafka_data_volume_id.replace(
+    "-", ""
+)
+quorum_voters = ",".join(
+    f"{broker['node_id']}@{broker['private_ip']}:{data.kafka_controller_port}"
+    for broker in data.kafka_hosts
+)
+
+# Never format a volume that already holds a filesystem: that would erase the broker's log.
+if not host.get_fact(Command, f"blkid -o value -s TYPE {device} || true"):
+    server.shell(
+        name="Format the Kafka data volume",
+        commands=[
+            f"timeout 300 sh -c 'until [ -b {device} ]; do sleep 2; done'",
+            f"blkid {device} || mkfs.ext4 -q -L {data.kafka_filesystem_label} {device}",
+        ],
+    )
+
+files.directory(
+    name="Create the Kafka data volume mount point",
+    path=data.kafka_mount,
+    user="root",
+    group="root",
+    mode="755",
+)
+
+files.line(
+    name="Mount the Kafka data volume at boot",
+    path="/etc/fstab",
+    line=f"^{device} ",
+    replace=f"{device} {data.kafka_mount} ext4 defaults,noatime,nofail 0 2",
+)
+
+server.mount(
+    name="Mount the Kafka data volume",
+    path=data.kafka_mount,
+    device=device,
+    fs_type="ext4",
+    options=["noatime"],
+)
+
+# The image runs as uid 1000; owning the directory by that user's local name keeps this idempotent.
+_uid = data.kafka_container_uid
+_owner = next(
+    (
+        (name, user["group"])
+        for name, user in host.get_fact(Users).items()
+        if user.get("uid") == _uid
+    ),
+    (str(_uid), str(_uid)),
+)
+files.directory(
+    name="Create the Kafka data directory on the volume",
+    path=data.kafka_data_dir,
+    user=_owner[0],
+    group=_owner[1],
+    mode="750",
+)
+
+files.directory(
+    name="Create the Kafka compose project directory",
+    path=data.kafka_home,
+    user="root",
+    group="root",
+    mode="755",
+)
+
+files.put(
+    name="Upload the Kafka compose file",
+    src=str(DEPLOY_DIR / "files" / "kafka-compose.yaml"),
+    dest=f"{data.kafka_home}/compose.yaml",
+    user="root",
+    group="root",
+    mode="644",
+)
+
+files.template(
+    name="Render this node's Kafka settings",
+    src=str(DEPLOY_DIR / "templates" / "kafka.env.j2"),
+    # `.env` in the project directory: compose reads it for every command run there.
+    dest=f"{data.kafka_home}/.env",
+    user="root",
+    group="root",
+    mode="600",
+    kafka_home=data.kafka_home,
+    kafka_image=data.kafka_image,
+    node_id=data.kafka_node_id,
+    cluster_id=data.kafka_cluster_id,
+    private_ip=data.private_ip,
+    client_port=data.kafka_client_port,
+    controller_port=data.kafka_controller_port,
+    quorum_voters=quorum_voters,
+    replication_factor=data.kafka_replication_factor,
+    min_isr=data.kafka_min_isr,
+    data_dir=data.kafka_data_dir,
+    heap_size=data.kafka_heap_size,
+)
+
+# Always invoked: compose recreates the container only when the resolved compose file or .env
+# changed, and starts it if it is down (which also recovers from a half-finished earlier run).
+docker.compose(
+    name="Start the Kafka node (recreated only when its compose file or settings changed)",
+    project_directory=data.kafka_home,
+    project_name="orderflow-kafka",
+)
+
+# The client port opens only once the broker has joined the quorum and is unfenced. All brokers
+# run this operation in parallel, so the quorum can form.
+server.shell(
+    name="Wait until the broker serves clients",
+    commands=[
+        "timeout 300 bash -c "
+        f"'until (exec 3<>/dev/tcp/{data.private_ip}/{data.kafka_client_port}) 2>/dev/null; "
+        "do sleep 2; done'"
+    ],
+)
