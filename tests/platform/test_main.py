@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import runpy
+import subprocess
+import sys
 from typing import Any
 
 import pulumi
@@ -75,3 +79,46 @@ def test_invalid_config_stops_with_a_one_line_run_error(config, message) -> None
     assert message in str(info.value)
     assert "\n" not in str(info.value)
     assert MOCKS.resources == [], "nothing may be created from an invalid config"
+
+
+RUN_AS_PULUMI_DOES = """
+import runpy, sys
+import pulumi
+
+class Mocks(pulumi.runtime.Mocks):
+    def new_resource(self, args):
+        extra = {"privateIp": "10.42.128.11", "publicIp": "", "availabilityZone": "eu-west-1a"}
+        return f"{args.name}-id", {**args.inputs, **extra}
+
+    def call(self, args):
+        return {"id": "ami-1", "names": ["eu-west-1a", "eu-west-1b", "eu-west-1c"],
+                "partition": "aws"}
+
+pulumi.runtime.set_mocks(Mocks(), project="orderflow", stack="dev", preview=False)
+
+@pulumi.runtime.test
+def program():
+    runpy.run_path("platform", run_name="__main__")  # what Pulumi does with `main: platform/`
+
+program()
+import platform
+assert hasattr(platform, "python_version"), "stdlib platform module was shadowed"
+print("exported", sorted(pulumi.runtime.settings.get_root_resource().outputs))
+"""
+
+
+def test_program_directory_runs_the_way_pulumi_runs_it() -> None:
+    # A fresh interpreter: no conftest sys.path tweak, cwd = repo root (holds platform/).
+    env = {**os.environ, "PULUMI_CONFIG": json.dumps({"orderflow:region": "eu-west-1"})}
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", RUN_AS_PULUMI_DOES],
+        cwd=PLATFORM_DIR.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"exported {sorted(CONTRACT_KEYS)}" in result.stdout
