@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
@@ -187,7 +188,7 @@ class Network(pulumi.ComponentResource):
             )
 
 
-def _pick_zone(index: int, needed: int):
+def _pick_zone(index: int, needed: int) -> Callable[[list[str]], str]:
     """Return a function choosing AZ ``index`` that fails clearly if the region has too few."""
 
     def pick(names: list[str]) -> str:

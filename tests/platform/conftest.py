@@ -107,14 +107,17 @@ class AwsMocks(pulumi.runtime.Mocks):
 
 
 class RecordingMonitor(MockMonitor):
-    """Also records each registration's parent URN (MockResourceArgs does not carry it)."""
+    """Also records each registration's parent URN and ignore_changes (MockResourceArgs
+    carries neither)."""
 
     def __init__(self, mocks: AwsMocks) -> None:
         super().__init__(mocks)
         self.parents: dict[tuple[str, str], str] = {}
+        self.ignore_changes: dict[tuple[str, str], list[str]] = {}
 
     def RegisterResource(self, request: Any) -> Any:
         self.parents[(request.type, request.name)] = request.parent
+        self.ignore_changes[(request.type, request.name)] = list(request.ignoreChanges)
         return super().RegisterResource(request)
 
 
@@ -131,6 +134,7 @@ class Deployment:
     outputs: dict[str, Any]
     calls: list[pulumi.runtime.MockCallArgs] = field(default_factory=list)
     parents: dict[tuple[str, str], str] = field(default_factory=dict)
+    ignore_changes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def of_type(self, typ: str) -> list[Recorded]:
         return [r for r in self.resources if r.typ == typ]
@@ -154,6 +158,7 @@ def run_program(cfg: StackConfig) -> Deployment:
     """Run the program under mocks to completion (every registration awaited) and return it."""
     MOCKS.reset()
     MONITOR.parents.clear()
+    MONITOR.ignore_changes.clear()
     resolved: dict[str, Any] = {}
 
     @pulumi.runtime.test
@@ -163,7 +168,13 @@ def run_program(cfg: StackConfig) -> Deployment:
 
     with quiet_pulumi_aws():
         program()
-    return Deployment(list(MOCKS.resources), resolved, list(MOCKS.calls), dict(MONITOR.parents))
+    return Deployment(
+        list(MOCKS.resources),
+        resolved,
+        list(MOCKS.calls),
+        dict(MONITOR.parents),
+        dict(MONITOR.ignore_changes),
+    )
 
 
 BASE_CONFIG = {"region": "eu-central-1"}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from tests.platform.conftest import Deployment, Recorded
+
 INSTANCE = "aws:ec2/instance:Instance"
 
 
-def apps(d):
+def apps(d: Deployment) -> list[Recorded]:
     return [i for i in d.of_type(INSTANCE) if i.inputs["tags"]["orderflow:host"].startswith("app")]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ echo "$(basename "$0") $* outputs=$(test -s "$ORDERFLOW_PULUMI_OUTPUTS" && echo 
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path):
+def sandbox(tmp_path: Path) -> tuple[Callable[..., subprocess.CompletedProcess[str]], Path, Path]:
     """Run cloud.sh with only the given fake tools on PATH; returns (run, log path)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -44,7 +45,11 @@ def sandbox(tmp_path: Path):
     log = tmp_path / "log"
     outputs = tmp_path / "outputs.json"
 
-    def run(*args: str, tools=("pulumi", "aws", "session-manager-plugin", "pyinfra"), **env):
+    def run(
+        *args: str,
+        tools: tuple[str, ...] = ("pulumi", "aws", "session-manager-plugin", "pyinfra"),
+        **env: str,
+    ) -> subprocess.CompletedProcess[str]:
         fakes = {"pulumi": FAKE_PULUMI, "aws": FAKE_AWS}
         for tool in ("pulumi", "aws", "session-manager-plugin", "pyinfra"):
             path = bin_dir / tool
@@ -128,7 +133,7 @@ def test_stack_from_environment_is_passed_to_every_pulumi_call(sandbox) -> None:
     ],
 )
 def test_missing_prerequisites_fail_early_with_one_line(
-    sandbox, command, tools, env, message
+    sandbox, command: str, tools: tuple[str, ...], env: dict[str, str], message: str
 ) -> None:
     run, log, outputs = sandbox
     result = run(command, tools=tools, **env)

@@ -74,3 +74,11 @@ def test_graviton_instance_types_get_the_arm64_image(deploy) -> None:
 )
 def test_architecture_from_instance_type(instance_type: str, arch: str) -> None:
     assert architecture(instance_type) == arch
+
+
+def test_a_newer_image_never_replaces_a_running_host(deploy) -> None:
+    d = deploy()
+    instances = d.of_type(INSTANCE)
+    assert instances
+    for instance in instances:
+        assert d.ignore_changes[(instance.typ, instance.name)] == ["ami"], instance.name

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from tests.platform.conftest import Deployment, Recorded
+
 INSTANCE = "aws:ec2/instance:Instance"
 VOLUME = "aws:ebs/volume:Volume"
 ATTACHMENT = "aws:ec2/volumeAttachment:VolumeAttachment"
 
 
-def brokers(d):
+def brokers(d: Deployment) -> list[Recorded]:
     return [
         i for i in d.of_type(INSTANCE) if i.inputs["tags"]["orderflow:host"].startswith("kafka")
     ]
