@@ -29,6 +29,8 @@ from processors.kafka import clients
 from processors.settings import Settings
 
 logger = logging.getLogger(__name__)
+# librdkafka's log lines (refused connections …) go through logging instead of raw stderr.
+RDKAFKA_LOGGER = logging.getLogger("processors.kafka.rdkafka")
 
 # One group id for every read-only client. It is never subscribed with and never committed to,
 # so the broker never stores a group for it.
@@ -38,6 +40,15 @@ TAIL_GROUP_ID = "orderflow-tail-reader"
 _TAIL_ROUNDS = 4
 _BATCH = 500
 _POOL_MAX_IDLE = 4
+# Errors that only mean "the cluster is still settling", worth a short retry.
+_SETTLING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._WAIT_COORD,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,7 @@ class _ConsumerPool:
             consumer = clients.consumer(
                 settings,
                 TAIL_GROUP_ID,
+                logger=RDKAFKA_LOGGER,
                 **{
                     "enable.partition.eof": True,
                     "fetch.wait.max.ms": 100,
@@ -140,14 +152,26 @@ def _partitions(consumer: Consumer, topic: str, timeout_s: float) -> list[int]:
 def _watermarks(
     consumer: Consumer, topic: str, partitions: Iterable[int], timeout_s: float
 ) -> dict[int, tuple[int, int]]:
+    """Low and high watermark per partition. Retriable errors (a leader moving or not yet
+    elected, e.g. just after the topic was created) are retried until ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
     result = {}
     for partition in partitions:
-        try:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=timeout_s, cached=False
-            )
-        except KafkaException as exc:
-            raise _unavailable(f"cannot read offsets of {topic}[{partition}]", exc) from exc
+        while True:
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=remaining, cached=False
+                )
+                break
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                retriable = isinstance(error, KafkaError) and (
+                    error.retriable() or error.code() in _SETTLING
+                )
+                if not retriable or time.monotonic() + 0.1 >= deadline:
+                    raise _unavailable(f"cannot read offsets of {topic}[{partition}]", exc) from exc
+                time.sleep(0.1)
         result[partition] = (low, high)
     return result
 
