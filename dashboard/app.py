@@ -2,6 +2,10 @@
 
 Loads the settings once per process, gates every page behind the configured auth, then hands
 over to the selected page. Pages only render; they collect through ``dashboard.data``.
+
+The pages live in ``views/``, not ``pages/``: Streamlit runs an app with a ``pages/`` folder
+in its legacy multipage mode until the first ``st.navigation`` call of the process, and in that
+mode a URL such as ``/dlq`` executes the page file directly, skipping this gate.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ if not ui.gate():
 
 page = st.navigation(
     [
-        st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
-        st.Page("pages/produce.py", title="Produce", icon=":material/add_shopping_cart:"),
-        st.Page("pages/topics.py", title="Topics", icon=":material/table_rows:"),
-        st.Page("pages/dlq.py", title="DLQ", icon=":material/report:"),
-        st.Page("pages/trace.py", title="Trace", icon=":material/route:"),
+        st.Page("views/overview.py", title="Overview", icon=":material/monitoring:", default=True),
+        st.Page("views/produce.py", title="Produce", icon=":material/add_shopping_cart:"),
+        st.Page("views/topics.py", title="Topics", icon=":material/table_rows:"),
+        st.Page("views/dlq.py", title="DLQ", icon=":material/report:"),
+        st.Page("views/trace.py", title="Trace", icon=":material/route:"),
     ]
 )
 with st.sidebar:

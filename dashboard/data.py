@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from processors.core.order import Order
+from processors import producer
 from processors.kafka import groups, tail
 from processors.kafka.tail import TopicRecord
+from processors.producer import Delivery, GeneratedItem, ProduceSummary
 from processors.settings import Settings
 
 # One refresh waits at most this long per broker round trip: a dead broker shows quickly.
@@ -131,21 +132,16 @@ def trace(
 
 
 # --- writes: produce and redrive ------------------------------------------------------------------
-ProgressFn = Callable[[int], None]
-
-
-def produce_one(settings: Settings, order: Order) -> object:
-    from processors import producer
-
-    return producer.produce_one(settings, order)
+def produce_one(settings: Settings, item: GeneratedItem) -> Delivery:
+    """Send one order (or a raw poison payload) to the main topic and wait for the ack."""
+    return producer.produce_one(settings, item, delivery_timeout_s=TIMEOUT_S * 2)
 
 
 def produce_many(
     settings: Settings,
-    items: Sequence[object],
+    items: Sequence[GeneratedItem],
     rate: float | None = None,
-    progress: ProgressFn | None = None,
-) -> object:
-    from processors import producer
-
+    progress: Callable[[int, int], None] | None = None,
+) -> ProduceSummary:
+    """Send generated items, every delivery accounted for; ``progress(delivered, failed)``."""
     return producer.produce_orders(settings, items, rate=rate, progress=progress)

@@ -5,6 +5,7 @@ keyed by field so the page can show each one next to its widget (never a traceba
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from processors.core.order import Order, describe_validation_error
+from processors.orders_gen import GeneratedItem, RawPayload, generate_orders
 
 Scenario = Literal["succeed", "fail_then_succeed", "permanent", "poison"]
 
@@ -186,3 +188,20 @@ def split_count(count: int, mix: Mapping[str, int]) -> dict[str, int]:
     for name in by_remainder[:leftover]:
         result[name] += 1
     return {name: n for name, n in result.items() if n > 0}
+
+
+def poison_payload(order_id: str) -> RawPayload:
+    """A record no processor can parse (truncated JSON), keyed by ``order_id`` for tracing."""
+    order_id = order_id.strip() or new_order_id()
+    value = f'{{"order_id": "{order_id}", "items": [{{"sku": '.encode()
+    return RawPayload(key=order_id.encode(), value=value, kind="invalid_json")
+
+
+def mixed_items(counts: Mapping[str, int], seed: int | None = None) -> list[GeneratedItem]:
+    """Generated orders, ``counts[scenario]`` of each, shuffled so the scenarios interleave."""
+    items: list[GeneratedItem] = []
+    for offset, (scenario, count) in enumerate(sorted(counts.items())):
+        sub_seed = None if seed is None else seed + offset
+        items.extend(generate_orders(count, scenario, seed=sub_seed))  # type: ignore[arg-type]
+    random.Random(seed).shuffle(items)
+    return items

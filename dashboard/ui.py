@@ -1,6 +1,6 @@
 """Render helpers shared by the pages: settings, the auth gate, refresh controls, error banners.
 
-Only render modules (this one, ``app.py`` and ``pages/``) import Streamlit.
+Only render modules (this one, ``app.py`` and ``views/``) import Streamlit.
 """
 
 from __future__ import annotations

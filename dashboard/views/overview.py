@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import altair as alt
+import pandas as pd
 import streamlit as st
 
 from dashboard import data, shape, ui
@@ -22,27 +24,42 @@ def _history() -> shape.History:
     return st.session_state["overview_history"]
 
 
+def _lines(frame: pd.DataFrame, value: str) -> alt.Chart:
+    order = list(data.stage_topics(settings))
+    return (
+        alt.Chart(frame)
+        .mark_line(point=len(frame) < 40)
+        .encode(
+            x=alt.X("time:T", title=None, axis=alt.Axis(format="%H:%M:%S")),
+            y=alt.Y(f"{value}:Q", title=value.replace("_", " ")),
+            color=alt.Color("topic:N", title="stage", sort=order),
+            tooltip=["time:T", "topic:N", f"{value}:Q"],
+        )
+        .properties(height=260)
+    )
+
+
 @st.fragment(run_every=ui.run_every())
 def live() -> None:
     with ui.guarded(settings):
         snapshot = data.overview(settings)
         history = _history()
         previous = history.samples[-1][1] if history.samples else {}
-        history.push(ui.now_ms(), snapshot.totals)
         stages = shape.flow_stages(data.stage_topics(settings), snapshot.totals)
+        history.push(ui.now_ms(), {s.label: s.count for s in stages if s.count is not None})
 
         columns = st.columns(len(stages) + 2)
         for column, stage in zip(columns, stages, strict=False):
-            before = previous.get(stage.topic)
+            before = previous.get(stage.label)
             delta = None if before is None or stage.count is None else stage.count - before
             column.metric(
-                f"{stage.label} · {stage.topic}",
+                stage.label,
                 "?" if stage.count is None else f"{stage.count:,}",
                 delta=delta or None,
                 delta_color="inverse" if stage.label in ("DLQ", "retry") else "normal",
-                help="Offsets retained (high − low watermark). In exactly-once mode each "
-                "transaction also leaves one commit marker per partition, so retry/DLQ/processed "
-                "can read higher than the record count.",
+                help=f"`{stage.topic}`: offsets retained (high − low watermark). In "
+                "exactly-once mode each transaction also leaves one commit marker per partition, "
+                "so retry/DLQ/processed can read higher than the record count.",
             )
         by_label = {lag.label: lag for lag in snapshot.lags}
         columns[-2].metric(
@@ -62,14 +79,14 @@ def live() -> None:
         left, right = st.columns(2)
         with left:
             st.subheader("Records per topic")
-            st.line_chart(shape.totals_frame(history), x="time", y="records", color="topic")
+            st.altair_chart(_lines(shape.totals_frame(history), "records"), width="stretch")
         with right:
             st.subheader("Throughput (records/s)")
             rates = shape.throughput_frame(history)
             if rates.empty:
                 st.caption("Needs two refreshes.")
             else:
-                st.line_chart(rates, x="time", y="per_second", color="topic")
+                st.altair_chart(_lines(rates, "per_second"), width="stretch")
 
         left, right = st.columns(2)
         with left:

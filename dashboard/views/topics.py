@@ -62,6 +62,7 @@ def browse() -> None:
             selection_mode="single-row",
             hide_index=True,
             width="stretch",
+            column_order=["partition", "offset", "time", "key", "value", "headers"],
             column_config={
                 "time": st.column_config.DatetimeColumn("time", format="YYYY-MM-DD HH:mm:ss.SSS"),
                 "value": st.column_config.TextColumn("value", width="large"),
