@@ -27,7 +27,7 @@ down: ## Stop everything `make up` started
 	@if [ -x $(ORDERFLOW) ]; then $(ORDERFLOW) down; else echo "nothing to stop (no $(VENV))"; fi
 
 status: install ## Show what the local stack is running
-	$(ORDERFLOW) kafka status
+	$(ORDERFLOW) status
 
 test: install ## Run the whole test suite against a real broker
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "dashboard": "processors.cli.dashboard:dashboard",
     "up": "processors.cli.stack:up",
     "down": "processors.cli.stack:down",
+    "status": "processors.cli.stack:status",
 }
 
 
