@@ -3,8 +3,7 @@
     pyinfra deploy/inventory.py deploy/deploy.py
 
 Each role is one file under tasks/; the inventory and group_data/ hold every variable; templates/
-hold every generated file. Kafka tasks come first in this file, so pyinfra finishes them on all
-brokers before any app host starts (it runs operations in file order across hosts).
+hold every generated file.
 """
 
 from pyinfra import host, local
@@ -14,6 +13,9 @@ local.include("./tasks/docker.py")
 
 if "kafka" in host.groups:
     local.include("./tasks/kafka.py")
+
+# On every host: the barrier between the brokers and their clients (see the task's docstring).
+local.include("./tasks/cluster.py")
 
 if "app" in host.groups:
     local.include("./tasks/app.py")

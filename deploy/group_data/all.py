@@ -8,3 +8,7 @@ chrony_servers = ["169.254.169.123"]
 
 # Base packages on every host.
 base_packages = ["ca-certificates", "curl", "chrony"]
+
+# Kafka's ports, known to brokers (listeners) and to every client host (readiness checks).
+kafka_client_port = 9092
+kafka_controller_port = 9093

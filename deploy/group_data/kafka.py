@@ -7,8 +7,6 @@ like; never change it afterwards.
 
 kafka_image = "apache/kafka:4.1.1"
 kafka_cluster_id = "ZljhLFr_RvuBvx_LI3XmUg"
-kafka_client_port = 9092
-kafka_controller_port = 9093
 kafka_heap_size = "1g"
 
 # The compose project lives here; /var/lib/kafka is the mount point of the EBS data volume.

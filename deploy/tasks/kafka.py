@@ -122,14 +122,3 @@ docker.compose(
     project_directory=data.kafka_home,
     project_name="orderflow-kafka",
 )
-
-# The client port opens only once the broker has joined the quorum and is unfenced. All brokers
-# run this operation in parallel, so the quorum can form.
-server.shell(
-    name="Wait until the broker serves clients",
-    commands=[
-        "timeout 300 bash -c "
-        f"'until (exec 3<>/dev/tcp/{data.private_ip}/{data.kafka_client_port}) 2>/dev/null; "
-        "do sleep 2; done'"
-    ],
-)

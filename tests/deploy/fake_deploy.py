@@ -5,12 +5,16 @@ monkey-patches the standard library with gevent for the whole interpreter.
 
     python tests/deploy/fake_deploy.py SCENARIO.json
 
-SCENARIO: {"responses": {matcher: response}, "data": {key: value}}, where ``responses`` is the
-fake connector's ``fake_responses`` for every host (matchers starting with ``re:`` are regular
-expressions) and ``data`` overrides inventory data like ``pyinfra --data``. The inventory comes
-from ORDERFLOW_PULUMI_OUTPUTS like a real run. Output: {host: {"groups", "ops", "commands",
-"uploads"}}; ``ops`` lists each operation this host ran, in order, with ``changed`` and its
-commands; ``uploads`` maps every uploaded path to its content.
+SCENARIO: {"responses": {matcher: response}, "host_responses": {host: {matcher: response}},
+"data": {key: value}}: ``responses`` are the fake connector's ``fake_responses`` for every host,
+``host_responses`` come first for one host (matchers starting with ``re:`` are regular
+expressions); ``data`` overrides inventory data like ``pyinfra --data``. The inventory comes
+from ORDERFLOW_PULUMI_OUTPUTS like a real run.
+
+Output: {host: {"groups", "ops", "commands", "uploads"}}. ``ops`` lists each operation this host
+ran, in order: name, ``position`` in the deploy's global order, ``changed``, its commands and its
+``_sudo``/``_run_once`` arguments (the fake connector does not wrap commands in sudo itself).
+``commands`` is every command run, facts included; ``uploads`` maps uploaded paths to content.
 """
 
 from __future__ import annotations
@@ -47,16 +51,37 @@ def _record_put_file(self, filename_or_io, remote_filename, *args, **kwargs) -> 
     return True
 
 
-def _fake_inventory(real: Inventory, responses: dict, override: dict) -> Inventory:
+def _matchers(responses: dict) -> dict:
+    return {
+        (re.compile(key[3:]) if key.startswith("re:") else key): value
+        for key, value in responses.items()
+    }
+
+
+def _answers(own: dict, common: dict) -> dict:
+    return {**own, **{key: value for key, value in common.items() if key not in own}}
+
+
+def _fake_inventory(real: Inventory, scenario: dict) -> Inventory:
+    common = scenario.get("responses", {})
+    per_host = scenario.get("host_responses", {})
     groups = {}
     for group in ("kafka", "app"):
+        # The first matching matcher wins: a host's own answers go first and win over common ones.
         groups[group] = (
             [
                 (
                     f"@fake/{host.name}",
                     {
                         **real.get_host_data(host.name),
-                        "fake_responses": responses,
+                        "fake_responses": _matchers(
+                            {**per_host.get(host.name, {})}
+                            | {
+                                k: v
+                                for k, v in common.items()
+                                if k not in per_host.get(host.name, {})
+                            }
+                        ),
                         "fake_delay": 0,
                         "fake_delay_jitter": 0,
                     },
@@ -66,15 +91,11 @@ def _fake_inventory(real: Inventory, responses: dict, override: dict) -> Invento
             real.get_group_data(group),
         )
     names = [name for hosts, _ in groups.values() for name, _ in hosts]
-    return Inventory((names, real.get_data()), override_data=override, **groups)
+    return Inventory((names, real.get_data()), override_data=scenario.get("data", {}), **groups)
 
 
 def main(scenario_path: str) -> None:
     scenario = json.loads(Path(scenario_path).read_text())
-    responses = {
-        (re.compile(key[3:]) if key.startswith("re:") else key): value
-        for key, value in scenario.get("responses", {}).items()
-    }
     FakeConnector.put_file = _record_put_file
 
     pyinfra.is_cli = True
@@ -85,7 +106,7 @@ def main(scenario_path: str) -> None:
     ctx_config.set(config)
 
     real = make_inventory_from_files(str(REPO / "deploy" / "inventory.py"), cwd=str(REPO))
-    inventory = _fake_inventory(real, responses, scenario.get("data", {}))
+    inventory = _fake_inventory(real, scenario)
     ctx_inventory.set(inventory)
     state.init(inventory, config)
     state.set_stage(StateStage.Connect)
@@ -99,7 +120,7 @@ def main(scenario_path: str) -> None:
     report = {}
     for host in inventory:
         ops = []
-        for op_hash in state.get_op_order():
+        for position, op_hash in enumerate(state.get_op_order()):
             if op_hash not in state.ops[host]:
                 continue
             op_data = state.get_op_data_for_host(host, op_hash)
@@ -107,12 +128,15 @@ def main(scenario_path: str) -> None:
             ops.append(
                 {
                     "name": sorted(state.op_meta[op_hash].names)[0],
+                    "position": position,
                     "changed": meta.did_change() if meta.is_complete() else None,
+                    "sudo": op_data.global_arguments["_sudo"],
+                    "run_once": state.op_meta[op_hash].global_arguments["_run_once"],
                     "commands": [str(command) for command in (meta._commands or [])],
                 }
             )
         report[host.name.removeprefix("@fake/")] = {
-            "groups": sorted(host.groups),
+            "groups": sorted(set(host.groups)),
             "ops": ops,
             "commands": host.connector.executed_commands,
             "uploads": UPLOADS.get(host.name, {}),
