@@ -31,3 +31,8 @@ class InvalidOrderError(OrderflowError):
     """An order failed validation. ``str()`` lists every failing field."""
 
     exit_code = 2
+
+
+class ProcessorError(OrderflowError):
+    """A processor stopped on an error it cannot recover from (e.g. a fenced or fatal
+    transaction); a restart resumes from the committed offsets."""

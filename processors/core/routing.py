@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from types import MappingProxyType
 
 from processors.core import headers as h
 from processors.core.classify import ErrorCategory
@@ -74,6 +73,7 @@ class Decision:
     ``attempt`` is the number of the attempt just made (1 = first). For retry and DLQ,
     ``updates`` replaces every contract header (``None`` removes one) and ``originals`` is set
     only where absent. ``notes`` name garbage that was clamped or defaulted, for the log line.
+    Plain, picklable data: Quix Streams copies values between dataframe branches by pickling.
     """
 
     route: Route
@@ -212,8 +212,8 @@ def route(
         attempt=attempt,
         due_at_ms=due_at,
         reason=reason,
-        updates=MappingProxyType(updates),
-        originals=MappingProxyType(originals),
+        updates=updates,
+        originals=originals,
         notes=notes,
     )
 

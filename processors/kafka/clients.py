@@ -86,8 +86,19 @@ def quix_connection(settings: Settings) -> ConnectionConfig:
     return ConnectionConfig(**fields)
 
 
-def quix_application(settings: Settings, consumer_group: str, **overrides: Any) -> Application:
-    """A Quix Streams ``Application`` wired to our connection and delivery guarantee."""
+def quix_application(
+    settings: Settings,
+    consumer_group: str,
+    *,
+    producer_extra: dict[str, Any] | None = None,
+    consumer_extra: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> Application:
+    """A Quix Streams ``Application`` wired to our connection and delivery guarantee.
+
+    ``producer_extra``/``consumer_extra`` add librdkafka properties to our defaults (e.g. a
+    stable ``transactional.id``: Quix keeps one given here instead of a random one).
+    """
     from quixstreams import Application
 
     options: dict[str, Any] = {
@@ -99,8 +110,12 @@ def quix_application(settings: Settings, consumer_group: str, **overrides: Any) 
         "state_dir": str(settings.state_dir),
         "use_changelog_topics": False,
         "auto_create_topics": False,
-        "consumer_extra_config": {"isolation.level": "read_committed", **_COMMON},
-        "producer_extra_config": dict(_COMMON),
+        "consumer_extra_config": {
+            "isolation.level": "read_committed",
+            **_COMMON,
+            **(consumer_extra or {}),
+        },
+        "producer_extra_config": {**_COMMON, **(producer_extra or {})},
         **overrides,
     }
     return Application(**options)

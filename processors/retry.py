@@ -1,0 +1,390 @@
+"""The retry processor: consumes ``orders.retry`` and processes each record at its due time.
+
+Quix Streams has no delay operator, so this is our own loop over the public low-level clients
+of a Quix ``Application`` (``get_consumer`` / ``get_producer``). It reads ahead and holds
+records that are not yet due in memory (a heap per partition), keeps polling all the time, and
+processes each record when its ``x-retry-due-at`` has passed, across partitions in due order.
+Offsets finish out of order, so each checkpoint commits per partition the lowest unfinished
+offset plus a compact description of the finished ones above it (the commit metadata), in the
+same transaction as the outputs. See docs/retry-semantics.md.
+
+Run: ``orderflow retry`` or ``python -m processors.retry`` (settings from ``ORDERFLOW_*``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+
+from processors.core import headers as h
+from processors.core.routing import effective_due
+from processors.core.schedule import Held, PartitionQueue, Schedule
+from processors.errors import ProcessorError
+from processors.kafka.clients import quix_application
+from processors.logs import event
+from processors.metrics import Metrics, serve
+from processors.pipeline import GuardedStep, InputRecord, wall_clock_ms
+from processors.runtime import build_step, import_quixstreams, instance_id, producer_extra
+from processors.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+MAX_POLL_WAIT_S = 0.5
+BATCH = 500
+# Work done between two polls is bounded, so polling never pauses for long.
+MAX_BURST_S = 1.0
+TXN_TIMEOUT_S = 10.0
+TXN_RETRIES = 5
+
+
+class RetryLoop:
+    """The loop. ``consumer``/``producer`` are Quix Streams' low-level client wrappers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        step: GuardedStep,
+        consumer: Any,
+        producer: Any,
+        clock_ms: Any = wall_clock_ms,
+    ) -> None:
+        self.settings = settings
+        self.step = step
+        self.metrics: Metrics = step.metrics
+        self.consumer = consumer
+        self.producer = producer
+        self.clock_ms = clock_ms
+        self.eos = settings.processing_guarantee == "exactly-once"
+        self.capacity = settings.retry_max_held
+        self.commit_interval_s = settings.commit_interval_s
+        self.schedule: Schedule[InputRecord] = Schedule()
+        self.in_transaction = False
+        self.dirty = False
+        self.last_checkpoint = time.monotonic()
+        self.delivery_error: KafkaError | None = None
+        self.consecutive_failures = 0
+        self.stopping = False
+        self.failed = False
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def stop(self, *_: object) -> None:
+        self.stopping = True
+
+    def run(self, install_signals: bool = True) -> None:
+        """Run until :meth:`stop` (SIGTERM/SIGINT); raise ``ProcessorError`` on a fatal error."""
+        if install_signals:
+            signal.signal(signal.SIGTERM, self.stop)
+            signal.signal(signal.SIGINT, self.stop)
+        self.producer.poll(0)  # init_transactions: fences a predecessor with our id right away
+        self.consumer.subscribe(
+            [self.settings.topic_retry],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        try:
+            while not self.stopping:
+                self._poll()
+                self._process_due()
+                self._update_pauses()
+                if self.dirty and time.monotonic() - self.last_checkpoint >= self.commit_interval_s:
+                    self._checkpoint()
+            self._checkpoint()
+        except BaseException:
+            self.failed = True
+            raise
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        try:
+            self.consumer.close()  # on_revoke: nothing left to commit (or failed: commits nothing)
+        finally:
+            if self.in_transaction:
+                self._abort_quietly()
+            self.producer.flush(5)
+            self.metrics.waiting(0)
+
+    # --- reading ------------------------------------------------------------------------------
+    def _poll_timeout(self) -> float:
+        timeout = MAX_POLL_WAIT_S
+        next_due = self.schedule.next_due()
+        if next_due is not None:
+            timeout = min(timeout, max(next_due - self.clock_ms(), 0) / 1000)
+        if self.dirty:
+            remaining = self.commit_interval_s - (time.monotonic() - self.last_checkpoint)
+            timeout = min(timeout, max(remaining, 0.0))
+        return timeout
+
+    def _poll(self) -> None:
+        first = self.consumer.poll(self._poll_timeout())
+        if first is None:
+            return
+        batch = [first, *self.consumer.consume(num_messages=BATCH - 1, timeout=0)]
+        for message in batch:
+            self._receive(message)
+
+    def _receive(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.fatal():
+                raise ProcessorError(f"consumer failed: {error.str()}")
+            event(logger, "consumer_error", logging.WARNING, error=error.str())
+            return
+        key = (message.topic(), message.partition())
+        queue = self.schedule.queues.get(key)
+        if queue is None:  # delivered across a rebalance: the new owner reads it again
+            return
+        now = self.clock_ms()
+        headers = message.headers()
+        record = InputRecord(
+            topic=key[0],
+            partition=key[1],
+            offset=message.offset(),
+            timestamp_ms=message.timestamp()[1],
+            key=message.key(),
+            value=message.value(),
+            headers=list(headers) if headers else None,
+        )
+        due, note = effective_due(h.read_retry_state(headers), self.step.policy, now)
+        if not queue.admit(record.offset, due, record, now):
+            self.metrics.skipped()
+            return
+        if note in ("due_invalid", "due_clamped"):
+            event(
+                logger,
+                "due_adjusted",
+                logging.WARNING,
+                note=note,
+                offset=record.offset,
+                partition=record.partition,
+                due_in_ms=due - now,
+            )
+
+    def _update_pauses(self) -> None:
+        for queue in self.schedule.queues.values():
+            tp = TopicPartition(*queue.key)
+            if not queue.paused and queue.full:
+                self.consumer.pause([tp])
+                queue.paused = True
+                event(logger, "paused", logging.DEBUG, partition=queue.key[1], held=len(queue.heap))
+            elif queue.paused and queue.drained:
+                self.consumer.resume([tp])
+                queue.paused = False
+                event(
+                    logger, "resumed", logging.DEBUG, partition=queue.key[1], held=len(queue.heap)
+                )
+        self.metrics.waiting(self.schedule.waiting)
+
+    # --- processing ---------------------------------------------------------------------------
+    def _process_due(self) -> None:
+        started = time.monotonic()
+        done = 0
+        while not self.stopping and done < BATCH and time.monotonic() - started < MAX_BURST_S:
+            now = self.clock_ms()
+            held = self.schedule.pop_due(now)
+            if held is None:
+                return
+            self._process(held, now)
+            done += 1
+
+    def _process(self, held: Held[InputRecord], now: int) -> None:
+        if self.eos and not self.in_transaction:
+            self.producer.begin_transaction()
+            self.in_transaction = True
+        self.metrics.lateness((now - held.due_ms) / 1000)
+        output = self.step(held.record).output
+        if output is not None:
+            self.producer.produce(
+                topic=output.topic,
+                key=output.key,
+                value=output.value,
+                headers=output.headers,
+                timestamp=output.timestamp_ms,
+                on_delivery=self._on_delivery,
+            )
+        self.schedule.queues[held.partition].finish(held.offset)
+        self.dirty = True
+
+    def _on_delivery(self, error: KafkaError | None, _message: Message) -> None:
+        if error is not None and self.delivery_error is None:
+            self.delivery_error = error
+
+    # --- checkpoints --------------------------------------------------------------------------
+    def _checkpoint(self) -> None:
+        """Commit the outputs written so far and, per partition, the lowest unfinished offset
+        with the finished ones above it in the metadata."""
+        points = []
+        for queue in self.schedule.queues.values():
+            point = queue.commit_point()
+            if point is not None:
+                points.append((queue, point))
+        offsets = [TopicPartition(*q.key, offset, metadata=meta) for q, (offset, meta) in points]
+        self.last_checkpoint = time.monotonic()
+        if not offsets and not self.in_transaction and not self.dirty:
+            return
+        committed = self._commit_eos(offsets) if self.eos else self._commit_alo(offsets)
+        if not committed:
+            return
+        for queue, (offset, metadata) in points:
+            queue.committed_at(offset, metadata)
+        self.dirty = False
+        self.consecutive_failures = 0
+
+    def _commit_eos(self, offsets: list[TopicPartition]) -> bool:
+        if not self.in_transaction:
+            if not offsets:
+                return True
+            self.producer.begin_transaction()
+            self.in_transaction = True
+        offsets_sent = not offsets
+        for attempt in range(1, TXN_RETRIES + 1):
+            try:
+                if not offsets_sent:
+                    group = self.consumer.consumer_group_metadata()
+                    self.producer.send_offsets_to_transaction(offsets, group, TXN_TIMEOUT_S)
+                    offsets_sent = True
+                self.producer.commit_transaction(TXN_TIMEOUT_S)
+                self.in_transaction = False
+                return True
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if error.txn_requires_abort():
+                    self._abort_and_rewind(error.str())
+                    return False
+                if not error.retriable() or attempt == TXN_RETRIES:
+                    raise ProcessorError(f"transaction commit failed: {error.str()}") from None
+                event(logger, "commit_retry", logging.WARNING, attempt=attempt, error=error.str())
+                time.sleep(min(0.2 * 2**attempt, 2.0))
+        return False  # pragma: no cover - the loop always returns or raises
+
+    def _commit_alo(self, offsets: list[TopicPartition]) -> bool:
+        remaining = self.producer.flush(30)
+        if remaining or self.delivery_error is not None:
+            reason = self.delivery_error.str() if self.delivery_error else f"{remaining} unsent"
+            self._rewind(f"delivery failed: {reason}")
+            return False
+        if not offsets:
+            return True
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # Outputs are delivered; the commit is retried at the next checkpoint.
+            event(logger, "commit_failed", logging.WARNING, error=exc.args[0].str())
+            return False
+        return True
+
+    def _abort_and_rewind(self, reason: str) -> None:
+        try:
+            self.producer.abort_transaction(TXN_TIMEOUT_S)
+        except KafkaException as exc:
+            raise ProcessorError(f"transaction abort failed: {exc.args[0].str()}") from None
+        self.in_transaction = False
+        self._rewind(f"transaction aborted: {reason}")
+
+    def _abort_quietly(self) -> None:
+        try:
+            self.producer.abort_transaction(TXN_TIMEOUT_S)
+        except KafkaException as exc:
+            event(logger, "abort_failed", logging.WARNING, error=exc.args[0].str())
+        self.in_transaction = False
+
+    def _rewind(self, reason: str) -> None:
+        """Forget everything since the last commit and read it again (with a short backoff)."""
+        self.consecutive_failures += 1
+        backoff = min(0.5 * 2 ** (self.consecutive_failures - 1), 10.0)
+        event(logger, "rewind", logging.WARNING, reason=reason, backoff_s=backoff)
+        self.delivery_error = None
+        self.dirty = False
+        for key, queue in list(self.schedule.queues.items()):
+            self.schedule.queues[key] = queue.rewound()
+            offset = queue.restart_offset()
+            if queue.first_offset is not None and offset is not None:
+                self.consumer.seek(TopicPartition(*key, offset))
+            if queue.paused:
+                self.consumer.resume([TopicPartition(*key)])
+        time.sleep(backoff)
+
+    # --- rebalancing --------------------------------------------------------------------------
+    def _on_assign(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+        if not partitions:
+            return
+        for tp in self.consumer.committed(partitions, timeout=30):
+            queue: PartitionQueue[InputRecord] = PartitionQueue(
+                (tp.topic, tp.partition), tp.offset, tp.metadata, self.capacity
+            )
+            self.schedule.queues[queue.key] = queue
+            event(
+                logger,
+                "assigned",
+                partition=tp.partition,
+                committed=queue.committed,
+                restored_pending=queue.progress.restored_pending or None,
+            )
+
+    def _on_revoke(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+        try:
+            if not self.failed:
+                self._checkpoint()
+        finally:
+            self._drop(partitions, "revoked")
+
+    def _on_lost(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._drop(partitions, "lost")
+        if self.in_transaction:  # it may hold outputs of lost partitions: never commit it
+            self._abort_and_rewind("partitions lost")
+
+    def _drop(self, partitions: list[TopicPartition], why: str) -> None:
+        for tp in partitions:
+            queue = self.schedule.queues.pop((tp.topic, tp.partition), None)
+            if queue is not None:
+                event(logger, why, partition=tp.partition, dropped=len(queue.heap) or None)
+        self.metrics.waiting(self.schedule.waiting)
+
+
+def run(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT (exit normally) or a fatal error (``ProcessorError``)."""
+    metrics = Metrics("retry")
+    step = build_step(settings, "retry", metrics)
+    import_quixstreams()
+    app = quix_application(
+        settings,
+        settings.group_retry,
+        loglevel=None,
+        producer_extra=producer_extra(settings, "retry"),
+    )
+    loop = RetryLoop(
+        settings,
+        step,
+        consumer=app.get_consumer(auto_commit_enable=False),
+        producer=app.get_producer(transactional=settings.processing_guarantee == "exactly-once"),
+    )
+    serve(metrics, settings.metrics_port, settings.metrics_host)
+    event(
+        logger,
+        "started",
+        processor="retry",
+        instance=instance_id(settings),
+        topic=settings.topic_retry,
+        group=settings.group_retry,
+        guarantee=settings.processing_guarantee,
+    )
+    try:
+        loop.run()
+    except ProcessorError:
+        event(logger, "crashed", logging.ERROR, processor="retry")
+        raise
+    except KafkaException as exc:
+        event(logger, "crashed", logging.ERROR, processor="retry", error=exc.args[0].str())
+        raise ProcessorError(f"retry processor stopped: {exc.args[0].str()}") from None
+    event(logger, "stopped", processor="retry")
+
+
+if __name__ == "__main__":
+    from processors.cli.run import standalone
+
+    standalone("retry")

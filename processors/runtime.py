@@ -1,0 +1,74 @@
+"""What both processors set up the same way: identity, transactional id, the guarded step."""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from typing import Any, Literal
+
+from processors import __version__
+from processors.core.policy import build_policy
+from processors.core.routing import Identity
+from processors.handler import build_handler
+from processors.metrics import Metrics
+from processors.pipeline import GuardedStep, Topics
+from processors.settings import Settings
+
+Role = Literal["main", "retry"]
+
+
+def import_quixstreams() -> None:
+    """Import Quix Streams once, swallowing the authlib deprecation warning its import of
+    confluent-kafka's schema registry prints on every start (third-party noise; authlib forces
+    it to "always", so a filter cannot silence it)."""
+    with warnings.catch_warnings(record=True):
+        import quixstreams  # noqa: F401
+
+
+def instance_id(settings: Settings) -> str:
+    """``settings.instance_id``, else ``<hostname>-<pid>`` (unique, but not stable across
+    restarts: see docs/retry-semantics.md on fencing)."""
+    return settings.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def consumer_group(settings: Settings, role: Role) -> str:
+    return settings.group_main if role == "main" else settings.group_retry
+
+
+def identity(settings: Settings, role: Role) -> Identity:
+    return Identity(
+        name=f"orderflow-{role}",
+        version=__version__,
+        instance=instance_id(settings),
+        consumer_group=consumer_group(settings, role),
+    )
+
+
+def transactional_id(settings: Settings, role: Role) -> str:
+    """Stable per instance, so a restarted instance fences its predecessor's open transaction
+    at once. Two instances running at the same time must never share an instance id."""
+    return f"orderflow-{role}-{instance_id(settings)}"
+
+
+def producer_extra(settings: Settings, role: Role) -> dict[str, Any]:
+    """librdkafka producer properties of a processor (transactions only in exactly-once)."""
+    if settings.processing_guarantee != "exactly-once":
+        return {}
+    return {
+        "transactional.id": transactional_id(settings, role),
+        "transaction.timeout.ms": settings.transaction_timeout_ms,
+    }
+
+
+def build_step(settings: Settings, role: Role, metrics: Metrics) -> GuardedStep:
+    """The guarded step with the configured handler and policy; raises ``SettingsError`` for a
+    bad handler or policy, before any Kafka client exists."""
+    return GuardedStep(
+        handler=build_handler(settings),
+        policy=build_policy(settings),
+        identity=identity(settings, role),
+        topics=Topics(settings.topic_retry, settings.topic_dlq, settings.topic_processed),
+        first_hop=role == "main",
+        metrics=metrics,
+    )
