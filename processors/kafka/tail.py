@@ -176,7 +176,8 @@ def _watermarks(
     return result
 
 
-def _to_record(message: Message) -> TopicRecord:
+def to_record(message: Message) -> TopicRecord:
+    """A consumed ``Message`` as a ``TopicRecord`` (null header values become ``b""``)."""
     return TopicRecord(
         topic=message.topic(),
         partition=message.partition(),
@@ -241,7 +242,7 @@ def _consume_ranges(
                 pending.pop(partition)
                 continue
             if offset >= start:
-                yield _to_record(message)
+                yield to_record(message)
             if offset >= end - 1:
                 pending.pop(partition)
 
@@ -344,6 +345,15 @@ def read_range(
         low, high = marks[partition]
         window = {partition: (max(start_offset, low), min(end_offset, high))}
         return list(_consume_ranges(consumer, topic, window, timeout_s))
+
+
+def read_ranges(
+    settings: Settings, topic: str, ranges: dict[int, tuple[int, int]], timeout_s: float = 10.0
+) -> list[TopicRecord]:
+    """Records with ``start <= offset < end`` for each ``{partition: (start, end)}``, read
+    together; oldest first within each partition. Bounded by ``timeout_s`` (then partial)."""
+    with _POOL.borrow(settings) as consumer:
+        return list(_consume_ranges(consumer, topic, ranges, timeout_s))
 
 
 def scan(
