@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from processors import producer
+from processors import dlq, producer
+from processors.dlq import DeadLetter, DlqFilter, ReplayReport, ReplayTarget
 from processors.kafka import groups, tail
 from processors.kafka.tail import TopicRecord
 from processors.producer import Delivery, GeneratedItem, ProduceSummary
@@ -131,6 +132,23 @@ def trace(
     return found
 
 
+# --- dead letters --------------------------------------------------------------------------------
+# A refresh looks at most at this many DLQ offsets, however selective the filter.
+DLQ_MAX_SCAN = 5_000
+
+
+def dead_letters(
+    settings: Settings,
+    flt: DlqFilter | None,
+    limit: int,
+    max_scan: int = DLQ_MAX_SCAN,
+    timeout_s: float = TIMEOUT_S * 2,
+) -> tuple[list[DeadLetter], bool]:
+    """The newest ``limit`` dead letters matching ``flt``, newest first, and whether every
+    candidate was looked at (``False``: older matches may exist beyond ``max_scan`` offsets)."""
+    return dlq.search_dead_letters(settings, flt, limit, max_scan=max_scan, timeout_s=timeout_s)
+
+
 # --- writes: produce and redrive ------------------------------------------------------------------
 def produce_one(settings: Settings, item: GeneratedItem) -> Delivery:
     """Send one order (or a raw poison payload) to the main topic and wait for the ack."""
@@ -145,3 +163,27 @@ def produce_many(
 ) -> ProduceSummary:
     """Send generated items, every delivery accounted for; ``progress(delivered, failed)``."""
     return producer.produce_orders(settings, items, rate=rate, progress=progress)
+
+
+def replay_letters(
+    settings: Settings, letters: Sequence[DeadLetter], to: ReplayTarget
+) -> ReplayReport:
+    """Republish exactly these dead letters (by DLQ position), as they are. Not resumable: a
+    selection is small, and no consumer group is created for it. The DLQ is not changed."""
+    positions = frozenset((letter.partition, letter.offset) for letter in letters)
+    return dlq.replay(
+        settings,
+        DlqFilter(positions=positions),
+        to=to,
+        group=None,
+        idle_timeout_s=TIMEOUT_S * 3,
+        delivery_timeout_s=TIMEOUT_S * 3,
+    )
+
+
+def replay_edited(
+    settings: Settings, letter: DeadLetter, payload: bytes, to: ReplayTarget
+) -> ReplayReport:
+    """Publish a corrected payload (validated as an order) in place of one dead letter, which
+    stays in the DLQ unchanged."""
+    return dlq.replay_edited(settings, letter, payload, to=to, delivery_timeout_s=TIMEOUT_S * 3)

@@ -286,3 +286,83 @@ def lag_frame(lags: Iterable[tuple[str, str, Mapping[int, int]]]) -> pd.DataFram
         for partition, lag in sorted(per_partition.items())
     ]
     return pd.DataFrame(rows, columns=["group", "topic", "partition", "lag"])
+
+
+# --- DLQ ----------------------------------------------------------------------------------------
+DEAD_LETTER_COLUMNS = [
+    "order_id",
+    "reason",
+    "error_class",
+    "error_message",
+    "attempts",
+    "first_failure",
+    "last_failure",
+    "age",
+    "replays",
+    "partition",
+    "offset",
+]
+
+
+class DeadLetterLike(Protocol):
+    partition: int
+    offset: int
+    timestamp_ms: int
+    order_id: str | None
+    reason: str | None
+    error_class: str | None
+    error_message: str | None
+    attempts: int | None
+    first_failure_at: int | None
+    last_failure_at: int | None
+    replay_count: int | None
+
+    def age_ms(self, now_ms: int) -> int: ...
+
+
+def dead_letter_frame(letters: Sequence[DeadLetterLike], now_ms: int) -> pd.DataFrame:
+    """One row per dead letter, in the given order (row i is ``letters[i]``, for selections).
+
+    The error class is shortened to its last dotted name; the full one is in the detail view.
+    """
+    rows = [
+        {
+            "order_id": letter.order_id or "",
+            "reason": letter.reason or "unknown",
+            "error_class": (letter.error_class or "").rsplit(".", 1)[-1],
+            "error_message": letter.error_message or "",
+            "attempts": letter.attempts,
+            "first_failure": to_timestamp(letter.first_failure_at),
+            "last_failure": to_timestamp(letter.last_failure_at or letter.timestamp_ms),
+            "age": age_text(letter.age_ms(now_ms)),
+            "replays": letter.replay_count,
+            "partition": letter.partition,
+            "offset": letter.offset,
+        }
+        for letter in letters
+    ]
+    return pd.DataFrame(rows, columns=DEAD_LETTER_COLUMNS).astype(
+        {"attempts": "Int64", "replays": "Int64"}
+    )
+
+
+class ReplayReportLike(Protocol):
+    replayed: int
+    failed: int
+    refused: list[tuple[str, str]]
+    refused_count: int
+    errors: list[str]
+    targets: dict[str, int]
+
+
+def replay_outcome(report: ReplayReportLike, what: str = "dead letter(s)") -> tuple[str, str]:
+    """``("ok" | "warn", text)`` summing up a replay: where records went, what was refused."""
+    sent = ", ".join(f"{n} to {topic}" for topic, n in sorted(report.targets.items()))
+    parts = [f"Replayed {report.replayed} {what}" + (f" ({sent})" if sent else "") + "."]
+    if report.refused_count:
+        reasons = "; ".join(f"{ref}: {why}" for ref, why in report.refused[:5])
+        parts.append(f"Refused {report.refused_count}: {reasons}.")
+    if report.failed or report.errors:
+        parts.append(f"Failed {report.failed}: {'; '.join(report.errors[:5])}.")
+    ok = report.replayed > 0 and not report.refused_count and not report.failed
+    return ("ok" if ok else "warn"), " ".join(parts)

@@ -142,3 +142,64 @@ def test_timeline_orders_journey_and_describes_each_hop() -> None:
     assert frame.loc[3, "detail"] == "replay #1 of orders.dlq:0:4"
     assert shape.final_stage(frame) == "main"
     assert shape.final_stage(shape.timeline_frame([], stages)) is None
+
+
+def test_dead_letter_frame_keeps_order_and_shortens_class() -> None:
+    from processors.dlq.model import DeadLetter
+    from processors.kafka.tail import TopicRecord
+
+    headers = [
+        (h.DLQ_REASON, b"non_retryable"),
+        (h.ERROR_CLASS, b"processors.handler.PermanentError"),
+        (h.ERROR_MESSAGE, b"card declined"),
+        (h.ATTEMPTS, b"1"),
+        (h.FIRST_FAILURE_AT, str(T0).encode()),
+        (h.LAST_FAILURE_AT, str(T0 + 500).encode()),
+        (h.DLQ_AT, str(T0 + 1_000).encode()),
+    ]
+    letters = [
+        DeadLetter.from_record(
+            TopicRecord("orders.dlq", 2, 9, T0 + 1_000, b"ord-1", b"{}", headers)
+        ),
+        DeadLetter.from_record(TopicRecord("orders.dlq", 0, 3, T0, b"ord-2", b"\xff", [])),
+    ]
+    frame = shape.dead_letter_frame(letters, now_ms=T0 + 66_000)
+    assert list(frame.columns) == shape.DEAD_LETTER_COLUMNS
+    first = frame.iloc[0]
+    assert (first.order_id, first.reason, first.error_class) == (
+        "ord-1",
+        "non_retryable",
+        "PermanentError",
+    )
+    assert (first.error_message, first.attempts, first.replays) == ("card declined", 1, 0)
+    assert first.first_failure == pd.Timestamp(T0, unit="ms", tz="UTC")
+    assert first.last_failure == pd.Timestamp(T0 + 500, unit="ms", tz="UTC")
+    assert first.age == "1m 05s"
+    second = frame.iloc[1]
+    assert (second.reason, second.partition, second.offset, second.age) == (
+        "unknown",
+        0,
+        3,
+        "1m 06s",
+    )
+    assert pd.isna(second.attempts)
+    assert shape.dead_letter_frame([], T0).empty
+
+
+def test_replay_outcome() -> None:
+    from processors.dlq.replay import ReplayReport
+
+    report = ReplayReport(run_id="r", dry_run=False, replayed=2, targets={"orders.v1": 2})
+    assert shape.replay_outcome(report) == ("ok", "Replayed 2 dead letter(s) (2 to orders.v1).")
+    report = ReplayReport(
+        run_id="r",
+        dry_run=False,
+        replayed=1,
+        targets={"orders.v1": 1},
+        refused=[("orders.dlq:0:4", "already replayed 3 times")],
+        refused_count=1,
+    )
+    kind, text = shape.replay_outcome(report)
+    assert kind == "warn" and "Refused 1: orders.dlq:0:4: already replayed 3 times." in text
+    failed = ReplayReport(run_id="r", dry_run=False, failed=1, errors=["timeout"])
+    assert shape.replay_outcome(failed, "x") == ("warn", "Replayed 0 x. Failed 1: timeout.")
