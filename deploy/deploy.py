@@ -19,4 +19,5 @@ local.include("./tasks/cluster.py")
 
 if "app" in host.groups:
     local.include("./tasks/app.py")
-    local.include("./tasks/console.py")
+    if host.data.ui_host:
+        local.include("./tasks/console.py")

@@ -5,7 +5,8 @@
 
 Reads the JSON written by ``pulumi stack output --json`` (the contract sampled in
 ``deploy/stack-outputs.sample.json``) and defines two host groups, ``kafka`` and ``app``, as
-``(name, data)`` tuples. Cluster-wide values (bootstrap servers, controller voters, replication
+``(name, data)`` tuples; the first app host gets ``ui_host`` (dashboard and console).
+Cluster-wide values (bootstrap servers, controller voters, replication
 factor) are group data of both groups.
 
 Environment (read here because pyinfra inventories are executed configuration):
@@ -80,7 +81,9 @@ def _connection(entry: dict, via: str, ssh_user: str, ssh_key: str | None) -> di
     return data
 
 
-def _host(entry: dict, via: str, ssh_user: str, ssh_key: str | None) -> tuple[str, dict]:
+def _host(
+    entry: dict, via: str, ssh_user: str, ssh_key: str | None, ui_host: bool = False
+) -> tuple[str, dict]:
     data = _connection(entry, via, ssh_user, ssh_key)
     data.update(
         role=entry["role"],
@@ -89,10 +92,16 @@ def _host(entry: dict, via: str, ssh_user: str, ssh_key: str | None) -> tuple[st
         public_ip=entry["public_ip"],
         az=entry["az"],
     )
+    if entry["role"] == "app":
+        data["ui_host"] = ui_host
     if entry["role"] == "kafka":
         data["kafka_node_id"] = int(entry["node_id"])
         data["kafka_data_volume_id"] = entry.get("data_volume_id")
     return entry["name"], data
+
+
+def _is_public(url: str | None) -> bool:
+    return bool(url) and not url.startswith(("http://localhost", "http://127.0.0.1"))
 
 
 def _cluster_data(outputs: dict, kafka_entries: list[dict]) -> dict:
@@ -107,6 +116,9 @@ def _cluster_data(outputs: dict, kafka_entries: list[dict]) -> dict:
         "bootstrap_servers": outputs["bootstrap_servers"],
         "dashboard_url": outputs.get("dashboard_url"),
         "console_url": outputs.get("console_url"),
+        # Pulumi opens a UI port to allowedCidrs only when asked; its URL is then not localhost.
+        "dashboard_public": _is_public(outputs.get("dashboard_url")),
+        "console_public": _is_public(outputs.get("console_url")),
         "kafka_broker_count": brokers,
         "kafka_replication_factor": replication_factor,
         # RF 3 / min ISR 2: an acks=all write survives one broker down; RF 1 has nothing to spare.
@@ -137,7 +149,12 @@ kafka = (
     [_host(entry, _via, _ssh_user, _ssh_key) for entry in _kafka_entries],
     dict(_cluster),
 )
+# The dashboard and Redpanda Console run on the first app host (app-1), where the Pulumi
+# outputs point dashboard_url, console_url and the port forwarding commands.
 app = (
-    [_host(entry, _via, _ssh_user, _ssh_key) for entry in _app_entries],
+    [
+        _host(entry, _via, _ssh_user, _ssh_key, ui_host=index == 0)
+        for index, entry in enumerate(_app_entries)
+    ],
     dict(_cluster),
 )

@@ -20,6 +20,8 @@ orderflow_wheel = None
 orderflow_settings = {"LOG_FORMAT": "json", "PROCESSING_GUARANTEE": "exactly-once"}
 
 dashboard_port = 8501
+# Only when the dashboard is public (Pulumi publicDashboard): generated on the host at first deploy.
+dashboard_secrets_file = "/etc/orderflow/dashboard-secrets.toml"
 
 console_image = "docker.redpanda.com/redpandadata/console:v3.7.3"
 console_port = 8080

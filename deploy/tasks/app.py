@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api.exceptions import DeployError
-from pyinfra.facts.files import FileContents
+from pyinfra.facts.files import File, FileContents
 from pyinfra.operations import apt, files, pip, server, systemd
 from pyinfra.operations.util import any_changed
 
@@ -205,13 +205,32 @@ units = {
         "instance_id": "%H-%p-%i",
         "state_subdir": "%p-%i",
     },
-    "orderflow-dashboard.service": {
-        "description": f"orderflow dashboard on {data.private_ip}:{data.dashboard_port}",
-        "command": f"dashboard --address {data.private_ip}",
+}
+if data.ui_host:
+    # Private by default: loopback, reached through SSM port forwarding, no password needed.
+    # Public (Pulumi publicDashboard): the private IP, behind a password the dashboard requires.
+    dashboard_command = f"dashboard --address 127.0.0.1 --port {data.dashboard_port}"
+    if data.dashboard_public:
+        dashboard_command = (
+            f"dashboard --address {data.private_ip} --port {data.dashboard_port} "
+            f"--secrets {data.dashboard_secrets_file}"
+        )
+        if host.get_fact(File, path=data.dashboard_secrets_file) is None:
+            # Generated on the host: the password never travels through this machine or its logs.
+            server.shell(
+                name="Generate the dashboard password",
+                commands=[
+                    f"umask 027 && printf '[auth]\\npassword = \"%s\"\\n' "
+                    f'"$(openssl rand -hex 16)" > {data.dashboard_secrets_file}',
+                    f"chown root:{data.orderflow_user} {data.dashboard_secrets_file}",
+                ],
+            )
+    units["orderflow-dashboard.service"] = {
+        "description": f"orderflow dashboard (port {data.dashboard_port})",
+        "command": dashboard_command,
         "instance_id": "%H-dashboard",
         "state_subdir": "dashboard",
-    },
-}
+    }
 unit_files = {
     unit: files.template(
         name=f"Install the {unit} unit",
@@ -242,16 +261,17 @@ server.shell(
         unit_files["orderflow-retry@.service"],
     ),
 )
-server.shell(
-    name="Restart the dashboard (code, settings or unit changed)",
-    commands=["systemctl try-restart orderflow-dashboard.service"],
-    _if=any_changed(*restart_triggers, unit_files["orderflow-dashboard.service"]),
-)
+if data.ui_host:
+    server.shell(
+        name="Restart the dashboard (code, settings or unit changed)",
+        commands=["systemctl try-restart orderflow-dashboard.service"],
+        _if=any_changed(*restart_triggers, unit_files["orderflow-dashboard.service"]),
+    )
 
 instances = [
     *(f"orderflow-main@{n}.service" for n in range(1, data.orderflow_main_instances + 1)),
     *(f"orderflow-retry@{n}.service" for n in range(1, data.orderflow_retry_instances + 1)),
-    "orderflow-dashboard.service",
+    *(["orderflow-dashboard.service"] if data.ui_host else []),
 ]
 for service in instances:
     systemd.service(

@@ -1,6 +1,7 @@
-"""App hosts: Redpanda Console from deploy/files/console-compose.yaml, on the private IP only.
+"""The UI app host: Redpanda Console from deploy/files/console-compose.yaml.
 
-Its free edition has no login: reach it through SSM or SSH port forwarding (docs/deploy.md).
+Its free edition has no login: it listens on 127.0.0.1 and is reached through SSM port
+forwarding, unless Pulumi opened its port to allowedCidrs (docs/deploy.md).
 """
 
 from pathlib import Path
@@ -38,7 +39,8 @@ files.template(
     console_home=data.console_home,
     console_image=data.console_image,
     bootstrap_servers=data.bootstrap_servers,
-    bind_address=data.private_ip,
+    # Loopback unless Pulumi opened the console port (publicConsole) to allowedCidrs.
+    bind_address=data.private_ip if data.console_public else "127.0.0.1",
     console_port=data.console_port,
 )
 

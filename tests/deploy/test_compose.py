@@ -190,11 +190,11 @@ def test_three_node_cluster_is_durable(fresh_run: Report) -> None:
     assert kafka["environment"]["KAFKA_HEAP_OPTS"] == "-Xms1g -Xmx1g"
 
 
-def test_console_binds_the_app_hosts_private_ip(fresh_run: Report) -> None:
+def test_private_console_binds_loopback(fresh_run: Report) -> None:
     env = parse_env(fresh_run["app-1"]["uploads"]["/opt/redpanda-console/.env"])
     assert set(env) == CONSOLE_VARIABLES
     console = resolved(CONSOLE_COMPOSE, env)["services"]["console"]
-    assert console["ports"] == ["10.42.128.21:8080:8080"]
+    assert console["ports"] == ["127.0.0.1:8080:8080"]
     assert console["environment"]["KAFKA_BROKERS"] == (
         "10.42.128.11:9092,10.42.129.12:9092,10.42.130.13:9092"
     )

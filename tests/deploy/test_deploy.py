@@ -7,12 +7,20 @@ that services restart only when what they run changed.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.deploy.conftest import Report, converged_responses, find_op, op_names
+from tests.deploy.conftest import (
+    SAMPLE_OUTPUTS,
+    Report,
+    converged_responses,
+    find_op,
+    op_names,
+)
 
 KAFKA_HOSTS = ("kafka-1", "kafka-2", "kafka-3")
 APP_RESTARTS = (
@@ -282,3 +290,54 @@ def test_changed_kafka_settings_upload_only_that_nodes_env(
         len(uploads(report, "kafka-2")) == 1 and "/opt/kafka/.env" in uploads(report, "kafka-2")[0]
     )
     assert uploads(report, "kafka-1") == uploads(report, "kafka-3") == []
+
+
+# --- other stack shapes ---------------------------------------------------------------------
+
+
+def stack(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    outputs = json.loads(SAMPLE_OUTPUTS.read_text())
+    change(outputs)
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(outputs))
+    return path
+
+
+def test_public_ui_binds_the_private_ip_behind_a_generated_password(
+    fake_deploy: Callable[..., Report], tmp_path: Path
+) -> None:
+    def open_ui(outputs: dict[str, Any]) -> None:
+        outputs["hosts"][3]["public_ip"] = "203.0.113.4"
+        outputs["dashboard_url"] = "http://203.0.113.4:8501"
+        outputs["console_url"] = "http://203.0.113.4:8080"
+
+    report = fake_deploy(outputs=stack(tmp_path, open_ui))
+    unit = report["app-1"]["uploads"]["/etc/systemd/system/orderflow-dashboard.service"]
+    assert (
+        "ExecStart=/opt/orderflow/venv/bin/orderflow dashboard --address 10.42.128.21 --port 8501 "
+        "--secrets /etc/orderflow/dashboard-secrets.toml\n"
+    ) in unit
+    password = find_op(report, "app-1", "Generate the dashboard password")["commands"]
+    assert "$(openssl rand -hex 16)" in password[0] and password[0].startswith("umask 027 && ")
+    assert password[1] == "chown root:orderflow /etc/orderflow/dashboard-secrets.toml"
+    console = report["app-1"]["uploads"]["/opt/redpanda-console/.env"]
+    assert "BIND_ADDRESS=10.42.128.21\n" in console
+
+
+def test_second_app_host_runs_processors_but_no_ui(
+    fake_deploy: Callable[..., Report], tmp_path: Path
+) -> None:
+    def two_apps(outputs: dict[str, Any]) -> None:
+        second = {**outputs["hosts"][3], "name": "app-2", "instance_id": "i-0a1b2c3d4e5f60005"}
+        outputs["hosts"].append({**second, "private_ip": "10.42.129.22", "az": "eu-central-1b"})
+
+    report = fake_deploy(outputs=stack(tmp_path, two_apps))
+    assert "Run orderflow-dashboard.service at boot" in op_names(report, "app-1")
+    names = op_names(report, "app-2")
+    assert "Run orderflow-main@1.service at boot" in names
+    assert "Run orderflow-dashboard.service at boot" not in names
+    assert not any("Redpanda" in name for name in names)
+    topics = "Create the orderflow topics (once, from one app host)"
+    # _run_once: pyinfra gives the operation to the first host that reaches it, only.
+    ran = [host for host in ("app-1", "app-2") if topics in op_names(report, host)]
+    assert len(ran) == 1

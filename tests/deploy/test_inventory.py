@@ -93,6 +93,9 @@ def test_cluster_data_of_three_brokers(inventory_env: pytest.MonkeyPatch) -> Non
         assert data["kafka_replication_factor"] == 3
         assert data["kafka_min_isr"] == 2
         assert [broker["node_id"] for broker in data["kafka_hosts"]] == [1, 2, 3]
+        # The sample keeps both UIs private (localhost URLs after port forwarding).
+        assert data["dashboard_public"] is False and data["console_public"] is False
+    assert hosts_of(namespace["app"])["app-1"]["ui_host"] is True
 
 
 def test_single_broker_gets_replication_factor_one(

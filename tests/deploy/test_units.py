@@ -80,11 +80,10 @@ def test_processor_units_are_instance_templates_with_stable_ids(fresh_run: Repor
         assert service["StateDirectory"] == "orderflow orderflow/%p-%i"
 
 
-def test_dashboard_listens_on_the_private_ip(fresh_run: Report) -> None:
+def test_private_dashboard_listens_on_loopback_only(fresh_run: Report) -> None:
     text = fresh_run["app-1"]["uploads"]["/etc/systemd/system/orderflow-dashboard.service"]
-    service = parse_unit(text)["Service"]
-    assert (
-        service["ExecStart"] == "/opt/orderflow/venv/bin/orderflow dashboard --address 10.42.128.21"
+    assert parse_unit(text)["Service"]["ExecStart"] == (
+        "/opt/orderflow/venv/bin/orderflow dashboard --address 127.0.0.1 --port 8501"
     )
 
 
