@@ -20,7 +20,13 @@ from processors.kafka.clients import quix_application
 from processors.logs import event
 from processors.metrics import Metrics, serve
 from processors.pipeline import GuardedStep, InputRecord, StepResult
-from processors.runtime import build_step, import_quixstreams, instance_id, producer_extra
+from processors.runtime import (
+    build_step,
+    consumer_extra,
+    import_quixstreams,
+    instance_id,
+    producer_extra,
+)
 from processors.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,6 +48,7 @@ def build_app(settings: Settings, step: GuardedStep) -> Application:
         settings.group_main,
         loglevel=None,
         producer_extra=producer_extra(settings, "main"),
+        consumer_extra=consumer_extra(settings, "main"),
         # Quix commits a due checkpoint only between polls: a short poll keeps an idle input
         # from delaying the commit (and so the visibility of retry records) by a whole second.
         consumer_poll_timeout=min(POLL_TIMEOUT_S, settings.commit_interval_s),

@@ -28,7 +28,13 @@ from processors.kafka.clients import quix_application
 from processors.logs import event
 from processors.metrics import Metrics, serve
 from processors.pipeline import GuardedStep, InputRecord, wall_clock_ms
-from processors.runtime import build_step, import_quixstreams, instance_id, producer_extra
+from processors.runtime import (
+    build_step,
+    consumer_extra,
+    import_quixstreams,
+    instance_id,
+    producer_extra,
+)
 from processors.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -356,6 +362,7 @@ def run(settings: Settings) -> None:
         settings.group_retry,
         loglevel=None,
         producer_extra=producer_extra(settings, "retry"),
+        consumer_extra=consumer_extra(settings, "retry"),
     )
     loop = RetryLoop(
         settings,

@@ -61,6 +61,16 @@ def producer_extra(settings: Settings, role: Role) -> dict[str, Any]:
     }
 
 
+def consumer_extra(settings: Settings, role: Role) -> dict[str, Any]:
+    """librdkafka consumer properties of a processor. With an explicit ``instance_id`` the
+    consumer is a static group member: a restarted instance takes its partitions back at once
+    instead of waiting for the crashed one's session to expire."""
+    extra: dict[str, Any] = {"session.timeout.ms": settings.session_timeout_ms}
+    if settings.instance_id:
+        extra["group.instance.id"] = f"orderflow-{role}-{settings.instance_id}"
+    return extra
+
+
 def build_step(settings: Settings, role: Role, metrics: Metrics) -> GuardedStep:
     """The guarded step with the configured handler and policy; raises ``SettingsError`` for a
     bad handler or policy, before any Kafka client exists."""

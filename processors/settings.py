@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     # Records the retry processor holds in memory per partition while they wait to be due.
     retry_max_held: int = Field(500, ge=1, le=500)
     transaction_timeout_ms: int = Field(20_000, ge=1000, le=900_000)
+    # Consumer group session: how long a crashed (kill -9) processor holds its partitions.
+    session_timeout_ms: int = Field(10_000, ge=6000, le=300_000)
     metrics_host: str = "127.0.0.1"
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
