@@ -196,13 +196,13 @@ units = {
     "orderflow-main@.service": {
         "description": "orderflow main processor (instance %i)",
         "command": "main",
-        "instance_id": "%H-%p-%i",
+        "instance_id": "%H-%i",
         "state_subdir": "%p-%i",
     },
     "orderflow-retry@.service": {
         "description": "orderflow retry processor (instance %i)",
         "command": "retry",
-        "instance_id": "%H-%p-%i",
+        "instance_id": "%H-%i",
         "state_subdir": "%p-%i",
     },
 }

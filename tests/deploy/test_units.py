@@ -74,8 +74,8 @@ def test_processor_units_are_instance_templates_with_stable_ids(fresh_run: Repor
         service = parse_unit(text)["Service"]
         assert service["ExecStart"] == f"/opt/orderflow/venv/bin/orderflow {command}"
         env = all_environment_lines(text)
-        # host + unit prefix + instance: main@1 and retry@1 on one host never share an id.
-        assert env["ORDERFLOW_INSTANCE_ID"] == "%H-%p-%i"
+        # host + instance; the processors prefix their role (orderflow-main-…, orderflow-retry-…).
+        assert env["ORDERFLOW_INSTANCE_ID"] == "%H-%i"
         assert env["ORDERFLOW_STATE_DIR"] == "/var/lib/orderflow/%p-%i"
         assert service["StateDirectory"] == "orderflow orderflow/%p-%i"
 
