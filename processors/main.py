@@ -15,7 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from processors.core.routing import Route
-from processors.errors import ProcessorError, TopicDriftError
+from processors.errors import KafkaUnavailableError, ProcessorError, TopicDriftError
 from processors.kafka.clients import quix_application
 from processors.logs import event
 from processors.metrics import Metrics, serve
@@ -66,6 +66,10 @@ def build_app(settings: Settings, step: GuardedStep) -> Application:
         }
     except TopicNotFoundError as exc:
         raise TopicDriftError(f"{exc} (create the topics first: orderflow topics create)") from None
+    except Exception as exc:
+        raise KafkaUnavailableError(
+            f"cannot inspect topics on {settings.bootstrap_servers}: {exc}"
+        ) from None
 
     def guarded(value: Any, key: Any, timestamp: int, headers: Any) -> StepResult:
         context = message_context()

@@ -23,7 +23,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from processors.core import headers as h
 from processors.core.routing import effective_due
 from processors.core.schedule import Held, PartitionQueue, Schedule
-from processors.errors import ProcessorError
+from processors.errors import KafkaUnavailableError, ProcessorError, TopicDriftError
 from processors.kafka.clients import quix_application
 from processors.logs import event
 from processors.metrics import Metrics, serve
@@ -352,6 +352,21 @@ class RetryLoop:
         self.metrics.waiting(self.schedule.waiting)
 
 
+def _check_topic(consumer: Any, settings: Settings) -> None:
+    try:
+        metadata = consumer.list_topics(timeout=30)  # by name could auto-create it
+    except KafkaException as exc:
+        raise KafkaUnavailableError(
+            f"cannot reach {settings.bootstrap_servers}: {exc.args[0].str()}"
+        ) from None
+    topic = metadata.topics.get(settings.topic_retry)
+    if topic is None or topic.error is not None:
+        raise TopicDriftError(
+            f'Topic "{settings.topic_retry}" not found on the broker '
+            "(create the topics first: orderflow topics create)"
+        )
+
+
 def run(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT (exit normally) or a fatal error (``ProcessorError``)."""
     metrics = Metrics("retry")
@@ -364,10 +379,12 @@ def run(settings: Settings) -> None:
         producer_extra=producer_extra(settings, "retry"),
         consumer_extra=consumer_extra(settings, "retry"),
     )
+    consumer = app.get_consumer(auto_commit_enable=False)
+    _check_topic(consumer, settings)
     loop = RetryLoop(
         settings,
         step,
-        consumer=app.get_consumer(auto_commit_enable=False),
+        consumer=consumer,
         producer=app.get_producer(transactional=settings.processing_guarantee == "exactly-once"),
     )
     serve(metrics, settings.metrics_port, settings.metrics_host)

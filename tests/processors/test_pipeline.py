@@ -1,0 +1,175 @@
+"""The guarded step without a broker: every input becomes exactly one routed output."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from processors import PermanentError, TransientError
+from processors.core import headers as h
+from processors.core.order import Simulation
+from processors.core.policy import RetryPolicy
+from processors.core.routing import Identity, Route
+from processors.handler import HandlerContext, handle_order
+from processors.metrics import Metrics
+from processors.pipeline import GuardedStep, InputRecord, Topics
+from tests.processors.harness import order
+
+NOW = 1_800_000_000_000
+TOPICS = Topics("orders.retry", "orders.dlq", "orders.processed")
+IDENTITY = Identity("orderflow-main", "0.1.0", "test", "orderflow-main")
+
+
+def step(handler=handle_order, first_hop: bool = True, **policy: object) -> GuardedStep:
+    return GuardedStep(
+        handler=handler,
+        policy=RetryPolicy(jitter=0.0, **policy),  # type: ignore[arg-type]
+        identity=IDENTITY,
+        topics=TOPICS,
+        first_hop=first_hop,
+        metrics=Metrics("main"),
+        clock_ms=lambda: NOW,
+        rand=lambda: 0.5,
+    )
+
+
+def record(value: bytes | None, headers=None, key: bytes | None = b"k") -> InputRecord:
+    return InputRecord("orders.v1", 1, 10, NOW - 100, key, value, headers)
+
+
+def metric(s: GuardedStep, name: str, **labels: str) -> float:
+    value = s.metrics.registry.get_sample_value(name, {"processor": "main", **labels})
+    return value or 0.0
+
+
+def test_success_produces_the_outcome_record() -> None:
+    s = step()
+    headers = [(h.CE_ID, b"evt-1"), (h.TRACEPARENT, b"00-t"), ("other", b"x")]
+    result = s(record(order("o-1").to_json_bytes(), headers))
+    assert result.decision.route is Route.PROCESSED
+    out = result.output
+    assert out is not None and out.topic == "orders.processed" and out.key == b"k"
+    body = json.loads(out.value or b"")
+    assert body == {
+        "status": "processed",
+        "order_id": "o-1",
+        "event_id": "evt-1",
+        "attempts": 1,
+        "processed_at": NOW,
+        "processor": "orderflow-main/0.1.0/test",
+        "source": {"topic": "orders.v1", "partition": 1, "offset": 10},
+    }
+    assert dict(out.headers)[h.TRACEPARENT] == b"00-t"
+    assert "other" not in dict(out.headers)
+    assert out.timestamp_ms == NOW
+    assert metric(s, "orderflow_records_succeeded_total") == 1
+
+
+def test_outcome_topic_disabled() -> None:
+    s = step()
+    s.topics = Topics("orders.retry", "orders.dlq", "")
+    result = s(record(order("o-1").to_json_bytes()))
+    assert result.decision.route is Route.PROCESSED and result.output is None
+
+
+@pytest.mark.parametrize(
+    ("value", "reason", "error_class"),
+    [
+        (None, "deserialization_failed", "processors.pipeline.EmptyValueError"),
+        (b"", "deserialization_failed", "processors.pipeline.EmptyValueError"),
+        (b"\xc3\x28", "deserialization_failed", "UnicodeDecodeError"),
+        (b"{", "deserialization_failed", "json.decoder.JSONDecodeError"),
+        (b"[]", "validation_failed", "processors.pipeline.NotAnObjectError"),
+        (b'{"order_id": "x"}', "validation_failed", "processors.errors.InvalidOrderError"),
+    ],
+)
+def test_poison_is_dead_lettered_with_original_bytes(
+    value: bytes | None, reason: str, error_class: str
+) -> None:
+    s = step()
+    original = [("a", b"1"), ("n", None)]
+    result = s(record(value, original))
+    out = result.output
+    assert result.decision.route is Route.DLQ and out is not None
+    assert out.topic == "orders.dlq" and out.value == value and out.key == b"k"
+    assert out.headers[:2] == original
+    headers = dict(out.headers)
+    assert headers[h.DLQ_REASON] == reason.encode()
+    assert headers[h.ERROR_CLASS] == error_class.encode()
+    assert metric(s, "orderflow_records_dead_lettered_total", reason=reason) == 1
+
+
+def test_handler_context_and_classification() -> None:
+    seen: list[HandlerContext] = []
+
+    def handler(order, ctx: HandlerContext) -> None:
+        seen.append(ctx)
+        raise TransientError("later")
+
+    s = step(handler, first_hop=False)
+    incoming = [
+        (h.ATTEMPTS, b"2"),
+        (h.ORIGINAL_TOPIC, b"orders.v1"),
+        (h.ORIGINAL_PARTITION, b"0"),
+        (h.ORIGINAL_OFFSET, b"5"),
+        (h.FIRST_FAILURE_AT, b"%d" % (NOW - 5000)),
+    ]
+    result = s(record(order("o-2").to_json_bytes(), incoming))
+    [ctx] = seen
+    assert (ctx.attempt, ctx.max_attempts, ctx.idempotency_key) == (3, 5, "orders.v1:0:5")
+    assert ctx.headers[h.ATTEMPTS] == b"2" and not ctx.is_last_attempt
+    assert result.decision.route is Route.RETRY
+    assert result.decision.due_at_ms == NOW + 9000
+    assert result.output is not None and result.output.topic == "orders.retry"
+    assert metric(s, "orderflow_records_retried_total", attempt="3") == 1
+    assert metric(s, "orderflow_records_failed_total", category="transient") == 1
+
+
+def _caused(exc: Exception, cause: Exception) -> Exception:
+    exc.__cause__ = cause
+    return exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "route", "reason"),
+    [
+        (PermanentError("no"), Route.DLQ, "non_retryable"),
+        (RuntimeError("bug"), Route.RETRY, None),
+        (_caused(ValueError("wrapper"), PermanentError("declined")), Route.DLQ, "non_retryable"),
+    ],
+)
+def test_handler_exceptions(exc: Exception, route: Route, reason: str | None) -> None:
+    def handler(order, ctx) -> None:
+        raise exc
+
+    result = step(handler)(record(order("o-3").to_json_bytes()))
+    assert result.decision.route is route
+    assert (result.decision.reason.value if result.decision.reason else None) == reason
+
+
+def test_a_bug_in_the_step_still_dead_letters_the_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("oops")
+
+    monkeypatch.setattr("processors.pipeline.route", broken)
+    result = step()(record(b"raw", [("a", b"1")]))
+    assert result.decision.route is Route.DLQ
+    out = result.output
+    assert out is not None and out.value == b"raw" and out.headers[0] == ("a", b"1")
+    assert dict(out.headers)[h.ERROR_CLASS] == b"ZeroDivisionError"
+
+
+def test_simulation_through_the_step() -> None:
+    s = step(first_hop=False)
+    value = order("o-4", Simulation(fail_attempts=2)).to_json_bytes()
+    assert s(record(value, [(h.ATTEMPTS, b"1")])).decision.route is Route.RETRY
+    assert s(record(value, [(h.ATTEMPTS, b"2")])).decision.route is Route.PROCESSED
+
+
+def test_keyboard_interrupt_is_not_swallowed() -> None:
+    def handler(order, ctx) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        step(handler)(record(order("o-5").to_json_bytes()))
