@@ -370,7 +370,7 @@ def _loop(run: _Run, consumer: Consumer, producer: Producer | None) -> None:
     idle_deadline = time.monotonic() + run.idle_timeout_s
     try:
         while pending and not run.report.stopped_by_limit and not run.failures:
-            messages = consumer.consume(500, timeout=0.2)
+            messages = tail.next_batch(consumer, 0.2)
             if messages:
                 idle_deadline = time.monotonic() + run.idle_timeout_s
             elif time.monotonic() > idle_deadline:
@@ -404,12 +404,15 @@ def _loop(run: _Run, consumer: Consumer, producer: Producer | None) -> None:
                     pending.discard(partition)
                 if run.progress is not None:
                     run.progress(run.covered(), run.report.offsets_total)
+                # Checked per record: with a low --rate one batch can take many seconds.
+                if since_checkpoint >= _CHECKPOINT_RECORDS or time.monotonic() >= next_checkpoint:
+                    run.checkpoint(consumer, producer, done=False)
+                    next_checkpoint = time.monotonic() + CHECKPOINT_INTERVAL_S
+                    since_checkpoint = 0
+                    if run.failures:
+                        break
             if producer is not None:
                 producer.poll(0)
-            if since_checkpoint >= _CHECKPOINT_RECORDS or time.monotonic() >= next_checkpoint:
-                run.checkpoint(consumer, producer, done=False)
-                next_checkpoint = time.monotonic() + CHECKPOINT_INTERVAL_S
-                since_checkpoint = 0
     except KeyboardInterrupt:
         run.report.interrupted = True
         run.checkpoint(consumer, producer, done=False)

@@ -98,7 +98,9 @@ class _ConsumerPool:
                 logger=RDKAFKA_LOGGER,
                 **{
                     "enable.partition.eof": True,
-                    "fetch.wait.max.ms": 100,
+                    # short long-polls: a pooled reader is idle between calls, and a pending
+                    # fetch would delay the next call's offset request on the same connection
+                    "fetch.wait.max.ms": 10,
                     "allow.auto.create.topics": False,
                 },
             )
@@ -189,6 +191,16 @@ def to_record(message: Message) -> TopicRecord:
     )
 
 
+def next_batch(consumer: Consumer, timeout_s: float) -> list[Message]:
+    """Up to ``_BATCH`` messages: waits at most ``timeout_s`` for the first one, then takes only
+    what is already fetched. (``consume(n, timeout)`` alone waits the full timeout unless n
+    messages arrive, which would add its timeout to every small read.)"""
+    first = consumer.poll(timeout_s)
+    if first is None:
+        return []
+    return [first, *consumer.consume(_BATCH - 1, timeout=0)]
+
+
 def _consume_ranges(
     consumer: Consumer,
     topic: str,
@@ -219,7 +231,7 @@ def _consume_ranges(
             logger.warning("read=incomplete topic=%s pending=%s", topic, sorted(pending))
             return
         try:
-            messages = consumer.consume(_BATCH, timeout=min(remaining, 0.5))
+            messages = next_batch(consumer, min(remaining, 0.5))
         except KafkaException as exc:
             raise _unavailable(f"cannot read {topic}", exc) from exc
         if idle and messages:
