@@ -10,7 +10,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from deploy.localkafka.config import Node, meta_problem, parse_meta_properties
+from deploy.localkafka.config import JIT_GC_OPTS, Node, meta_problem, parse_meta_properties
 from processors.errors import LocalKafkaError
 
 _UUID = re.compile(r"^[A-Za-z0-9_-]{22}$")
@@ -18,7 +18,7 @@ _TIMEOUT_S = 120
 
 
 def _storage_tool(java: str, jars: Path, log4j_config: Path | None, *args: str) -> str:
-    argv = [java, "-Xmx256m", "-cp", f"{jars}/*"]
+    argv = [java, "-Xmx256m", *JIT_GC_OPTS, "-cp", f"{jars}/*"]
     if log4j_config is not None:
         argv.append(f"-Dlog4j2.configurationFile={log4j_config}")
     argv += ["kafka.tools.StorageTool", *args]
@@ -30,9 +30,20 @@ def _storage_tool(java: str, jars: Path, log4j_config: Path | None, *args: str) 
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise LocalKafkaError(f"kafka StorageTool {args[0]} failed: {exc}") from None
     if result.returncode != 0:
-        lines = (result.stderr + result.stdout).strip().splitlines() or ["no output"]
-        raise LocalKafkaError(f"kafka StorageTool {args[0]} failed: {lines[-1]}")
+        raise LocalKafkaError(
+            f"kafka StorageTool {args[0]} failed: {_reason(result.stderr + result.stdout)}"
+        )
     return result.stdout
+
+
+def _reason(output: str) -> str:
+    """The exception message of a Java failure, not its stack trace."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        if re.search(r"(Exception|Error)\b.*:", line) and not line.startswith("at "):
+            return line.removeprefix('Exception in thread "main" ')
+    messages = [line for line in lines if not line.startswith("at ")]
+    return messages[-1] if messages else "no output"
 
 
 def random_cluster_id(java: str, jars: Path) -> str:

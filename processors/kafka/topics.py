@@ -135,14 +135,15 @@ def provision(settings: Settings, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> li
 
     Raises ``KafkaUnavailableError`` (one line) if the cluster cannot be reached within about
     ``timeout_s`` or refuses to create a topic (e.g. a replication factor above the broker count).
+    Returns once every topic is visible with a leader for each partition, so clients can use them.
     """
     admin = _Admin(settings, timeout_s)
     specs = topic_specs(settings)
     metadata = admin.metadata()
     missing = [spec for spec in specs if spec.name not in metadata.topics]
     created = admin.create(missing)
-    if len(created) < len(missing):  # someone else created one meanwhile
-        metadata = admin.metadata()
+    if missing:
+        metadata = admin.wait_visible([spec.name for spec in specs])
     reports = []
     for spec in specs:
         if spec.name in created:
@@ -179,6 +180,16 @@ def describe_topics(
 
 
 # --- admin calls ---------------------------------------------------------------------------------
+
+
+def _has_leaders(metadata: ClusterMetadata, name: str) -> bool:
+    topic = metadata.topics.get(name)
+    return (
+        topic is not None
+        and topic.error is None
+        and bool(topic.partitions)
+        and all(p.leader >= 0 for p in topic.partitions.values())
+    )
 
 
 class _LastLine(logging.Handler):
@@ -225,6 +236,24 @@ class _Admin:
             return self.client.list_topics(timeout=self.remaining())
         except KafkaException as exc:
             raise self.unavailable("cannot reach Kafka", exc) from None
+
+    def wait_visible(self, names: list[str]) -> ClusterMetadata:
+        """Metadata once every topic in ``names`` has a leader for each partition.
+
+        Each metadata request may reach a different broker; a new topic reaches each one a moment
+        after the controller created it.
+        """
+        while True:
+            metadata = self.metadata()
+            pending = [name for name in names if not _has_leaders(metadata, name)]
+            if not pending:
+                return metadata
+            if time.monotonic() >= self.deadline:
+                raise KafkaUnavailableError(
+                    f"topic(s) {', '.join(pending)} created but without leaders after the timeout "
+                    f"at {self.settings.bootstrap_servers}"
+                )
+            time.sleep(0.2)
 
     def create(self, specs: list[TopicSpec]) -> set[str]:
         """Create ``specs``; return the names this call created (not those created meanwhile)."""
