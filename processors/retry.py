@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from collections import Counter
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
@@ -75,6 +76,8 @@ class RetryLoop:
         self.consecutive_failures = 0
         self.stopping = False
         self.failed = False
+        self.adjusted: Counter[str] = Counter()
+        self.adjusted_logged_at: dict[str, float] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
     def stop(self, *_: object) -> None:
@@ -143,7 +146,21 @@ class RetryLoop:
             return
         key = (message.topic(), message.partition())
         queue = self.schedule.queues.get(key)
-        if queue is None:  # delivered across a rebalance: the new owner reads it again
+        if queue is None or queue.paused:
+            # Not ours any more (the new owner reads it again), or fetched before the pause
+            # took effect (read again from the seek position on resume).
+            return
+        offset = message.offset()
+        if queue.progress.finished(offset):
+            self.metrics.skipped()
+            return
+        if queue.full:
+            # Hold no more: pause the partition and fetch this record again once it drains.
+            tp = TopicPartition(*key, offset)
+            self.consumer.pause([tp])
+            self.consumer.seek(tp)
+            queue.paused = True
+            event(logger, "paused", logging.DEBUG, partition=key[1], held=len(queue.heap))
             return
         now = self.clock_ms()
         headers = message.headers()
@@ -157,29 +174,33 @@ class RetryLoop:
             headers=list(headers) if headers else None,
         )
         due, note = effective_due(h.read_retry_state(headers), self.step.policy, now)
-        if not queue.admit(record.offset, due, record, now):
-            self.metrics.skipped()
-            return
+        queue.admit(offset, due, record, now)
         if note in ("due_invalid", "due_clamped"):
-            event(
-                logger,
-                "due_adjusted",
-                logging.WARNING,
-                note=note,
-                offset=record.offset,
-                partition=record.partition,
-                due_in_ms=due - now,
-            )
+            self._adjusted(note, record, due - now)
+
+    def _adjusted(self, note: str, record: InputRecord, due_in_ms: int) -> None:
+        """Log garbage due times: the first of each kind at once, then at most one line a
+        minute per kind, with the number of records it stands for."""
+        self.adjusted[note] += 1
+        now = time.monotonic()
+        if now - self.adjusted_logged_at.get(note, float("-inf")) < 60:
+            return
+        self.adjusted_logged_at[note] = now
+        event(
+            logger,
+            "due_adjusted",
+            logging.WARNING,
+            note=note,
+            partition=record.partition,
+            offset=record.offset,
+            due_in_ms=due_in_ms,
+            records=self.adjusted.pop(note),
+        )
 
     def _update_pauses(self) -> None:
         for queue in self.schedule.queues.values():
-            tp = TopicPartition(*queue.key)
-            if not queue.paused and queue.full:
-                self.consumer.pause([tp])
-                queue.paused = True
-                event(logger, "paused", logging.DEBUG, partition=queue.key[1], held=len(queue.heap))
-            elif queue.paused and queue.drained:
-                self.consumer.resume([tp])
+            if queue.paused and queue.drained:
+                self.consumer.resume([TopicPartition(*queue.key)])
                 queue.paused = False
                 event(
                     logger, "resumed", logging.DEBUG, partition=queue.key[1], held=len(queue.heap)

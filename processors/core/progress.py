@@ -106,14 +106,18 @@ class PartitionProgress:
                 self.pending = set(snapshot.pending)
                 self.restored_pending = len(snapshot.pending)
 
+    def finished(self, offset: int) -> bool:
+        """Whether ``offset`` was finished before (a re-read after a restart or rebalance)."""
+        if self.floor is not None and offset < self.floor:
+            return True
+        return self.read_upto is not None and offset < self.read_upto and offset not in self.pending
+
     def admit(self, offset: int) -> bool:
         """Record that ``offset`` was delivered; ``False`` if it was finished already."""
-        if self.floor is not None and offset < self.floor:
+        if self.finished(offset):
             return False
-        if self.read_upto is not None and offset < self.read_upto:
-            return offset in self.pending
         self.pending.add(offset)
-        self.read_upto = offset + 1
+        self.read_upto = max(self.read_upto or 0, offset + 1)
         return True
 
     def finish(self, offset: int) -> None:

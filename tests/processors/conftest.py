@@ -20,6 +20,7 @@ FAST_RETRIES: dict[str, Any] = {
     "backoff_jitter": 0.1,
     "commit_interval_s": 0.2,
     "transaction_timeout_ms": 15000,
+    "session_timeout_ms": 6000,
 }
 
 
