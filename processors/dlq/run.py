@@ -130,6 +130,11 @@ class Run:
     # --- planning ------------------------------------------------------------------------------
     def make_plan(self, consumer: Consumer) -> None:
         marks = tail.watermarks(self.settings, [self.topic])[self.topic]
+        try:
+            # Warm this client's metadata: otherwise the first fetch after assign waits ~1 s.
+            consumer.list_topics(self.topic, timeout=self.idle_timeout_s)
+        except KafkaException as exc:
+            raise KafkaUnavailableError(f"cannot read metadata of {self.topic}: {exc}") from exc
         fresh = self.flt.ranges(marks)
         if self.resume_group is not None and not self.restart:
             resumed = self._resume_plan(consumer, marks)
