@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from dashboard.shape import RecordCounts
 from processors import dlq, producer
 from processors.dlq import DeadLetter, DlqFilter, ReplayReport, ReplayTarget
 from processors.kafka import groups, tail
@@ -55,9 +56,11 @@ class Lag:
 
 @dataclass(frozen=True)
 class Overview:
-    """One refresh of the overview: totals per topic, the processors' lag, a DLQ sample."""
+    """One refresh of the overview: records per topic (``exact`` False where estimated from
+    offsets), the processors' lag, and a sample of the newest dead letters."""
 
     totals: dict[str, int]
+    exact: dict[str, bool]
     lags: list[Lag]
     dlq_sample: list[TopicRecord]
 
@@ -78,18 +81,34 @@ def lags(settings: Settings, timeout_s: float = TIMEOUT_S) -> list[Lag]:
     return result
 
 
+def record_totals(
+    settings: Settings, counts: RecordCounts, timeout_s: float = TIMEOUT_S
+) -> dict[str, tuple[int, bool]]:
+    """``{topic: (records, exact)}``: watermarks, plus counting only the offsets that are new
+    since ``counts`` last saw them, at most ``counts.budget`` records (see ``RecordCounts``)."""
+    marks = tail.watermarks(settings, settings.all_topics, timeout_s=timeout_s)
+    plan = counts.plan(marks)
+    counted = {
+        topic: tail.count_records(settings, topic, ranges, timeout_s=timeout_s)
+        for topic, ranges in plan.items()
+    }
+    return counts.apply(marks, plan, counted)
+
+
 def overview(
     settings: Settings,
+    counts: RecordCounts | None = None,
     dlq_per_partition: int = DLQ_SAMPLE_PER_PARTITION,
     timeout_s: float = TIMEOUT_S,
 ) -> Overview:
-    """Everything the overview shows, at a cost independent of how many records the topics hold:
-    watermarks of our topics, two groups' committed offsets, and the newest
-    ``dlq_per_partition`` dead letters per partition.
-    """
-    totals = tail.topic_totals(settings, settings.all_topics, timeout_s=timeout_s)
+    """Everything the overview shows, at a cost with a fixed ceiling however many records the
+    topics hold: watermarks, at most ``counts.budget`` new records counted, two groups'
+    committed offsets, and the newest ``dlq_per_partition`` dead letters per partition.
+    Without ``counts``, totals are offsets (transaction markers included)."""
+    totals = record_totals(settings, counts or RecordCounts(budget=0), timeout_s)
     return Overview(
-        totals=totals,
+        totals={topic: records for topic, (records, _) in totals.items()},
+        exact={topic: exact for topic, (_, exact) in totals.items()},
         lags=lags(settings, timeout_s),
         dlq_sample=tail.read_tail(
             settings, settings.topic_dlq, dlq_per_partition, timeout_s=timeout_s

@@ -140,6 +140,87 @@ def flow_stages(topics: Mapping[str, str], totals: Mapping[str, int]) -> list[St
     ]
 
 
+Marks = Mapping[str, Mapping[int, tuple[int, int]]]
+Ranges = dict[str, dict[int, tuple[int, int]]]
+
+
+@dataclass
+class _Counted:
+    low: int  # the low watermark the count starts at
+    high: int  # offsets below this are counted
+    records: int
+
+
+@dataclass
+class RecordCounts:
+    """Exact record counts per topic, kept up to date a little at a time.
+
+    Watermarks count offsets, and offsets include transaction commit markers (one per partition
+    per transaction), so a topic written in exactly-once mode can show twice its records. Each
+    refresh counts only the offsets that are new since the previous one, and at most ``budget``
+    of them, so a refresh never reads more than ``budget`` records however large the topics.
+    A partition whose new offsets exceed the budget, or whose low watermark moved (retention),
+    is shown as an offset-based estimate (``exact=False``) from then on.
+    """
+
+    budget: int = 2_000
+    _known: dict[tuple[str, int], _Counted] = field(default_factory=dict)
+    _estimated: set[tuple[str, int]] = field(default_factory=set)
+
+    def plan(self, marks: Marks) -> Ranges:
+        """The ``{topic: {partition: (start, end)}}`` ranges to count now."""
+        left = self.budget
+        plan: Ranges = {}
+        for topic, parts in marks.items():
+            for partition, (low, high) in parts.items():
+                slot = (topic, partition)
+                known = self._known.get(slot)
+                if known is not None and (high < known.high or low != known.low):
+                    del self._known[slot]  # recreated, or retention removed records
+                    if high >= known.high:
+                        self._estimated.add(slot)
+                    known = None
+                if slot in self._estimated:
+                    continue
+                start = low if known is None else known.high
+                if start >= high:
+                    continue
+                if high - start > left:
+                    self._estimated.add(slot)
+                    self._known.pop(slot, None)
+                    continue
+                left -= high - start
+                plan.setdefault(topic, {})[partition] = (start, high)
+        return plan
+
+    def apply(
+        self, marks: Marks, plan: Ranges, counted: Mapping[str, Mapping[int, int] | None]
+    ) -> dict[str, tuple[int, bool]]:
+        """Fold in the counts of ``plan`` (``None`` for a topic whose count failed) and return
+        ``{topic: (records, exact)}``. A failed count is retried on the next refresh."""
+        totals: dict[str, tuple[int, bool]] = {}
+        for topic, parts in marks.items():
+            records, exact = 0, True
+            for partition, (low, high) in parts.items():
+                slot = (topic, partition)
+                known = self._known.get(slot)
+                planned = plan.get(topic, {}).get(partition)
+                got = (counted.get(topic) or {}).get(partition)
+                if slot in self._estimated:
+                    records, exact = records + (high - low), False
+                elif planned is not None and got is not None:
+                    base = 0 if known is None else known.records
+                    self._known[slot] = _Counted(low, planned[1], base + got)
+                    records += base + got
+                elif planned is not None:  # the count failed: estimate this time only
+                    base = 0 if known is None else known.records
+                    records, exact = records + base + (high - planned[0]), False
+                elif known is not None:
+                    records += known.records
+            totals[topic] = (records, exact)
+        return totals
+
+
 @dataclass
 class History:
     """A rolling series of ``(t_ms, totals)`` samples; keeps at most ``keep`` of them."""
@@ -265,7 +346,7 @@ def timeline_frame(records: Iterable[RecordLike], stages: Mapping[str, str]) -> 
                 "detail": _detail(values, record.value),
             }
         )
-    frame = pd.DataFrame(rows, columns=TIMELINE_COLUMNS)
+    frame = pd.DataFrame(rows, columns=TIMELINE_COLUMNS).astype({"attempts": "Int64"})
     if frame.empty:
         return frame
     return frame.sort_values(["time", "offset"], ignore_index=True)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import altair as alt
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
@@ -20,6 +21,7 @@ from processors.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 
 REFRESH_CHOICES = (1, 2, 5, 10, 30, 60)
+STAGE_COLORS = {"main": "#3b6fd4", "retry": "#e8a13a", "DLQ": "#d9453d", "processed": "#3f9e5a"}
 DEFAULT_REFRESH_S = 2
 
 
@@ -154,3 +156,8 @@ def guarded(settings: Settings) -> Iterator[None]:
 def clock() -> str:
     """The current UTC time of day, for "updated at" captions."""
     return time.strftime("%H:%M:%S UTC", time.gmtime())
+
+
+def stage_colors(stages: list[str]) -> alt.Scale:
+    """One fixed colour per flow stage, the same on every chart."""
+    return alt.Scale(domain=stages, range=[STAGE_COLORS.get(name, "#888888") for name in stages])

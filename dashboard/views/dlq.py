@@ -134,7 +134,7 @@ if chosen:
     st.divider()
     left, right = st.columns([3, 1])
     to = left.radio(
-        "Replay to",
+        "Replay the selected records unchanged to",
         list(TARGETS),
         format_func=TARGETS.__getitem__,
         horizontal=True,

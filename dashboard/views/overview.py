@@ -24,6 +24,12 @@ def _history() -> shape.History:
     return st.session_state["overview_history"]
 
 
+def _counts() -> shape.RecordCounts:
+    if "overview_counts" not in st.session_state:
+        st.session_state["overview_counts"] = shape.RecordCounts()
+    return st.session_state["overview_counts"]
+
+
 def _lines(frame: pd.DataFrame, value: str) -> alt.Chart:
     order = list(data.stage_topics(settings))
     return (
@@ -32,7 +38,7 @@ def _lines(frame: pd.DataFrame, value: str) -> alt.Chart:
         .encode(
             x=alt.X("time:T", title=None, axis=alt.Axis(format="%H:%M:%S")),
             y=alt.Y(f"{value}:Q", title=value.replace("_", " ")),
-            color=alt.Color("topic:N", title="stage", sort=order),
+            color=alt.Color("topic:N", title="stage", scale=ui.stage_colors(order)),
             tooltip=["time:T", "topic:N", f"{value}:Q"],
         )
         .properties(height=260)
@@ -42,7 +48,7 @@ def _lines(frame: pd.DataFrame, value: str) -> alt.Chart:
 @st.fragment(run_every=ui.run_every())
 def live() -> None:
     with ui.guarded(settings):
-        snapshot = data.overview(settings)
+        snapshot = data.overview(settings, _counts())
         history = _history()
         previous = history.samples[-1][1] if history.samples else {}
         stages = shape.flow_stages(data.stage_topics(settings), snapshot.totals)
@@ -52,14 +58,15 @@ def live() -> None:
         for column, stage in zip(columns, stages, strict=False):
             before = previous.get(stage.label)
             delta = None if before is None or stage.count is None else stage.count - before
+            approx = "" if snapshot.exact.get(stage.topic, True) else "≈"
             column.metric(
                 stage.label,
-                "?" if stage.count is None else f"{stage.count:,}",
+                "?" if stage.count is None else f"{approx}{stage.count:,}",
                 delta=delta or None,
                 delta_color="inverse" if stage.label in ("DLQ", "retry") else "normal",
-                help=f"`{stage.topic}`: offsets retained (high − low watermark). In "
-                "exactly-once mode each transaction also leaves one commit marker per partition, "
-                "so retry/DLQ/processed can read higher than the record count.",
+                help=f"Records in `{stage.topic}`. Counted once as they arrive, at most "
+                f"{shape.RecordCounts.budget:,} per refresh; beyond that (≈) estimated from "
+                "offsets, which include one transaction marker per partition per commit.",
             )
         by_label = {lag.label: lag for lag in snapshot.lags}
         columns[-2].metric(
@@ -99,7 +106,17 @@ def live() -> None:
             if reasons.empty:
                 st.caption("No dead letters.")
             else:
-                st.bar_chart(reasons, x="reason", y="count", horizontal=True)
+                bars = (
+                    alt.Chart(reasons)
+                    .mark_bar(color=ui.STAGE_COLORS["DLQ"])
+                    .encode(
+                        x=alt.X("count:Q", title="dead letters", axis=alt.Axis(tickMinStep=1)),
+                        y=alt.Y("reason:N", sort="-x", title=None, axis=alt.Axis(labelLimit=240)),
+                        tooltip=["reason", "count"],
+                    )
+                    .properties(height=40 + 28 * len(reasons))
+                )
+                st.altair_chart(bars, width="stretch")
         st.caption(f"Updated {ui.clock()}")
 
 

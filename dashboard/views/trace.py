@@ -36,16 +36,20 @@ def timeline() -> None:
             st.warning(f"No record keyed `{order_id}` in the newest {per_partition} per partition.")
             return
         final = shape.final_stage(frame)
-        icon = {"processed": "✅", "DLQ": "🛑", "retry": "⏳"}.get(final or "", "➡️")
+        icon = {
+            "processed": ":green[:material/check_circle:]",
+            "DLQ": ":red[:material/report:]",
+            "retry": ":orange[:material/schedule:]",
+        }.get(final or "", ":material/arrow_forward:")
         st.markdown(f"### {icon} Latest: **{final}** · {len(frame)} hops · updated {ui.clock()}")
         stages = list(data.stage_topics(settings))
         chart = (
             alt.Chart(frame)
             .mark_circle(size=160)
             .encode(
-                x=alt.X("time:T", title=None),
+                x=alt.X("time:T", title=None, axis=alt.Axis(format="%H:%M:%S")),
                 y=alt.Y("stage:N", sort=stages, title=None),
-                color=alt.Color("stage:N", sort=stages, legend=None),
+                color=alt.Color("stage:N", scale=ui.stage_colors(stages), legend=None),
                 tooltip=["time:T", "stage", "partition", "offset", "attempts", "detail"],
             )
             .properties(height=60 + 40 * len(stages))

@@ -64,6 +64,22 @@ def test_overview_counts_lags_and_dlq_sample(topics: Settings) -> None:
     assert sorted(r.key for r in snapshot.dlq_sample) == [b"a", b"b", b"c"]
 
 
+def test_overview_counts_records_not_transaction_markers(topics: Settings, unique: str) -> None:
+    settings = topics
+    # One transaction per record, as the processors write at low traffic: offsets = 2 x records.
+    records = [dead(f"k{i}", "non_retryable") for i in range(5)]
+    write(settings, settings.topic_dlq, records, partition=0, transactional_id=f"tx-{unique}")
+    counts = shape.RecordCounts()
+
+    first = data.overview(settings, counts)
+    assert first.totals[settings.topic_dlq] == 5 and first.exact[settings.topic_dlq]
+    assert data.overview(settings).totals[settings.topic_dlq] == 10  # offsets, for comparison
+
+    write(settings, settings.topic_dlq, records[:2], partition=1, transactional_id=f"ty-{unique}")
+    second = data.overview(settings, counts)
+    assert second.totals[settings.topic_dlq] == 7 and second.exact[settings.topic_dlq]
+
+
 def test_refresh_creates_no_consumer_group(topics: Settings) -> None:
     settings = topics
     data.produce_one(settings, an_order("ord-x"))
@@ -80,10 +96,12 @@ def test_refresh_reads_a_bounded_number_of_records(topics: Settings) -> None:
     """With far more dead letters than the sample, a refresh reads only the newest N each."""
     settings = topics
     write(settings, settings.topic_dlq, [dead(f"k{i}", "non_retryable") for i in range(3000)])
+    counts = shape.RecordCounts(budget=500)
     started = time.monotonic()
-    snapshot = data.overview(settings, dlq_per_partition=20)
+    snapshot = data.overview(settings, counts, dlq_per_partition=20)
     elapsed = time.monotonic() - started
     assert snapshot.totals[settings.topic_dlq] == 3000
+    assert not snapshot.exact[settings.topic_dlq]  # 3000 new offsets > budget: not read
     assert len(snapshot.dlq_sample) == 3 * 20
     assert elapsed < 10, elapsed
 

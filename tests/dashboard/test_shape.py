@@ -203,3 +203,52 @@ def test_replay_outcome() -> None:
     assert kind == "warn" and "Refused 1: orders.dlq:0:4: already replayed 3 times." in text
     failed = ReplayReport(run_id="r", dry_run=False, failed=1, errors=["timeout"])
     assert shape.replay_outcome(failed, "x") == ("warn", "Replayed 0 x. Failed 1: timeout.")
+
+
+def test_record_counts_are_exact_and_incremental() -> None:
+    counts = shape.RecordCounts(budget=100)
+    marks = {"a": {0: (0, 10), 1: (0, 0)}, "b": {0: (0, 4)}}
+    plan = counts.plan(marks)
+    assert plan == {"a": {0: (0, 10)}, "b": {0: (0, 4)}}
+    # a: 5 records + 5 commit markers; b: 4 plain records
+    assert counts.apply(marks, plan, {"a": {0: 5}, "b": {0: 4}}) == {"a": (5, True), "b": (4, True)}
+
+    marks = {"a": {0: (0, 14), 1: (0, 0)}, "b": {0: (0, 4)}}
+    plan = counts.plan(marks)
+    assert plan == {"a": {0: (10, 14)}}  # only what is new
+    assert counts.apply(marks, plan, {"a": {0: 2}}) == {"a": (7, True), "b": (4, True)}
+    assert counts.plan(marks) == {}  # nothing new, nothing read
+
+
+def test_record_counts_fall_back_to_offsets_beyond_budget_or_retention() -> None:
+    counts = shape.RecordCounts(budget=10)
+    marks = {"big": {0: (0, 1_000_000)}, "small": {0: (0, 6)}}
+    plan = counts.plan(marks)
+    assert plan == {"small": {0: (0, 6)}}  # the big topic is never read
+    assert counts.apply(marks, plan, {"small": {0: 3}}) == {
+        "big": (1_000_000, False),
+        "small": (3, True),
+    }
+    moved = {"big": {0: (0, 1_000_050)}, "small": {0: (2, 8)}}  # retention removed offsets
+    plan = counts.plan(moved)
+    assert plan == {}
+    assert counts.apply(moved, plan, {}) == {"big": (1_000_050, False), "small": (6, False)}
+
+
+def test_record_counts_failed_count_is_retried() -> None:
+    counts = shape.RecordCounts()
+    marks = {"a": {0: (0, 4)}}
+    plan = counts.plan(marks)
+    assert counts.apply(marks, plan, {"a": None}) == {"a": (4, False)}
+    assert counts.plan(marks) == {"a": {0: (0, 4)}}
+    assert counts.apply(marks, plan, {"a": {0: 2}}) == {"a": (2, True)}
+
+
+def test_record_counts_start_over_when_a_topic_is_recreated() -> None:
+    counts = shape.RecordCounts()
+    marks = {"a": {0: (0, 10)}}
+    counts.apply(marks, counts.plan(marks), {"a": {0: 10}})
+    recreated = {"a": {0: (0, 3)}}
+    plan = counts.plan(recreated)
+    assert plan == {"a": {0: (0, 3)}}
+    assert counts.apply(recreated, plan, {"a": {0: 3}}) == {"a": (3, True)}
