@@ -26,6 +26,8 @@ from rich.table import Table
 
 from processors import dlq as lib
 from processors.core.routing import DlqReason
+from processors.errors import OrderflowError
+from processors.kafka import tail
 from processors.settings import Settings, load_settings
 
 _DURATION = re.compile(r"(\d+)\s*([smhd])")
@@ -92,9 +94,13 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _settings() -> Settings:
+    """The settings, once the DLQ topic is known to exist (else a one-line error, exit 1)."""
     # Errors reach the user through our own messages; librdkafka's connection chatter adds nothing.
     logging.getLogger("processors.kafka.rdkafka").setLevel(logging.CRITICAL)
-    return load_settings()
+    settings = load_settings()
+    if not tail.watermarks(settings, [settings.topic_dlq])[settings.topic_dlq]:
+        raise OrderflowError(f"topic {settings.topic_dlq} does not exist")
+    return settings
 
 
 def _bar(label: str) -> Progress:
