@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import (
@@ -29,6 +29,13 @@ from processors.settings import Settings
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 10.0
+T = TypeVar("T")
+# Leadership moving (a new topic, a broker down): the next attempt usually succeeds.
+_RETRIABLE = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
 MANAGED_CONFIG = ("cleanup.policy", "min.insync.replicas", "retention.ms")
 
 
@@ -303,11 +310,12 @@ class _Admin:
     def config(self, name: str) -> dict[str, str]:
         """The topic's managed keys plus every non-default entry."""
         resource = ConfigResource(ResourceType.TOPIC, name)
-        try:
+
+        def request() -> dict[str, Any]:
             futures = self.client.describe_configs([resource], request_timeout=self.remaining())
-            entries: dict[str, Any] = next(iter(futures.values())).result(timeout=self.remaining())
-        except (KafkaException, TimeoutError) as exc:
-            raise self.unavailable(f"cannot read the config of topic {name}", exc) from None
+            return next(iter(futures.values())).result(timeout=self.remaining())
+
+        entries = self.retrying(f"cannot read the config of topic {name}", request)
         return {
             key: entry.value
             for key, entry in sorted(entries.items())
@@ -316,13 +324,33 @@ class _Admin:
 
     def offsets(self, name: str, partitions: list[int]) -> dict[int, tuple[int, int]]:
         """``{partition: (low, high)}`` from ListOffsets (no consumer, no group)."""
-        result: dict[int, list[int]] = {p: [0, 0] for p in partitions}
-        for index, spec in enumerate((OffsetSpec.earliest(), OffsetSpec.latest())):
-            request = {TopicPartition(name, p): spec for p in partitions}
+
+        def request(spec: OffsetSpec) -> dict[int, int]:
+            requested = {TopicPartition(name, p): spec for p in partitions}
+            futures = self.client.list_offsets(requested, request_timeout=self.remaining())
+            return {
+                tp.partition: future.result(timeout=self.remaining()).offset
+                for tp, future in futures.items()
+            }
+
+        what = f"cannot read the offsets of topic {name}"
+        low = self.retrying(what, lambda: request(OffsetSpec.earliest()))
+        high = self.retrying(what, lambda: request(OffsetSpec.latest()))
+        return {p: (low.get(p, 0), high.get(p, 0)) for p in partitions}
+
+    def retrying(self, what: str, request: Callable[[], T]) -> T:
+        """``request()``, repeated while it fails with a retriable error (a partition whose new
+        leader is not ready yet) and the deadline allows."""
+        while True:
             try:
-                futures = self.client.list_offsets(request, request_timeout=self.remaining())
-                for tp, future in futures.items():
-                    result[tp.partition][index] = future.result(timeout=self.remaining()).offset
-            except (KafkaException, TimeoutError) as exc:
-                raise self.unavailable(f"cannot read the offsets of topic {name}", exc) from None
-        return {p: (low, high) for p, (low, high) in result.items()}
+                return request()
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                retriable = isinstance(error, KafkaError) and (
+                    error.retriable() or error.code() in _RETRIABLE
+                )
+                if not retriable or time.monotonic() >= self.deadline:
+                    raise self.unavailable(what, exc) from None
+            except TimeoutError as exc:
+                raise self.unavailable(what, exc) from None
+            time.sleep(0.2)

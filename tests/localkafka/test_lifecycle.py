@@ -1,4 +1,4 @@
-"""A real single-node broker through its whole life: up, no-op up, kill -9, status, down."""
+"""A real single-node broker through its life: up, no-op up, kill -9, status, heal, down."""
 
 from __future__ import annotations
 
@@ -63,17 +63,20 @@ def test_up_status_kill_down(tmp_path: Path) -> None:
         code, text = status_output(tmp_path)
         assert code == 1 and "crashed (stale pid file)" in text
 
+        # `up` over the stale pid file restarts the node on its data: no re-format, same cluster.
+        healed = manager.up(timeout_s=120)
+        assert healed.started == (1,) and healed.layout.cluster_id == first.layout.cluster_id
+        assert status_output(tmp_path)[0] == 0
+        assert manager.status()[0].pid != pid
+
+        second = manager.status()[0].pid
+        assert second is not None
+        os.kill(second, signal.SIGKILL)
+        wait_until(lambda: not is_alive(second))
         down = manager.down()
         assert down.stale == (1,) and down.stopped == ()
         assert not manager.pid_file(node).exists()
         assert manager.status()[0].state == STOPPED
-
-        # Restart on the existing data: no re-format, same cluster, then a clean SIGTERM stop.
-        restarted = manager.up(timeout_s=120)
-        assert restarted.started == (1,) and restarted.layout.cluster_id == first.layout.cluster_id
-        assert status_output(tmp_path)[0] == 0
-        stopped = manager.down()
-        assert stopped.stopped == (1,) and stopped.killed == ()
         assert not is_listening(node.client_port)
     finally:
         manager.down(purge=True, timeout_s=10)
