@@ -20,7 +20,14 @@ from processors.producer import Delivery, GeneratedItem, ProduceSummary
 from processors.settings import Settings
 
 # One refresh waits at most this long per broker round trip: a dead broker shows quickly.
+# Read at call time (tests shorten it).
 TIMEOUT_S = 3.0
+
+
+def _timeout(given: float | None, factor: float = 1.0) -> float:
+    return given if given is not None else TIMEOUT_S * factor
+
+
 DLQ_SAMPLE_PER_PARTITION = 100
 
 
@@ -65,7 +72,7 @@ class Overview:
     dlq_sample: list[TopicRecord]
 
 
-def lags(settings: Settings, timeout_s: float = TIMEOUT_S) -> list[Lag]:
+def lags(settings: Settings, timeout_s: float | None = None) -> list[Lag]:
     """Lag of the main group on the main topic and of the retry group on the retry topic.
 
     The retry group's lag is the number of records in the retry topic not yet handled: those
@@ -76,20 +83,20 @@ def lags(settings: Settings, timeout_s: float = TIMEOUT_S) -> list[Lag]:
         ("main", settings.group_main, settings.topic_main),
         ("retry", settings.group_retry, settings.topic_retry),
     ):
-        per_topic = groups.group_lag(settings, group, [topic], timeout_s=timeout_s)
+        per_topic = groups.group_lag(settings, group, [topic], timeout_s=_timeout(timeout_s))
         result.append(Lag(label, group, topic, per_topic.get(topic, {})))
     return result
 
 
 def record_totals(
-    settings: Settings, counts: RecordCounts, timeout_s: float = TIMEOUT_S
+    settings: Settings, counts: RecordCounts, timeout_s: float | None = None
 ) -> dict[str, tuple[int, bool]]:
     """``{topic: (records, exact)}``: watermarks, plus counting only the offsets that are new
     since ``counts`` last saw them, at most ``counts.budget`` records (see ``RecordCounts``)."""
-    marks = tail.watermarks(settings, settings.all_topics, timeout_s=timeout_s)
+    marks = tail.watermarks(settings, settings.all_topics, timeout_s=_timeout(timeout_s))
     plan = counts.plan(marks)
     counted = {
-        topic: tail.count_records(settings, topic, ranges, timeout_s=timeout_s)
+        topic: tail.count_records(settings, topic, ranges, timeout_s=_timeout(timeout_s))
         for topic, ranges in plan.items()
     }
     return counts.apply(marks, plan, counted)
@@ -99,7 +106,7 @@ def overview(
     settings: Settings,
     counts: RecordCounts | None = None,
     dlq_per_partition: int = DLQ_SAMPLE_PER_PARTITION,
-    timeout_s: float = TIMEOUT_S,
+    timeout_s: float | None = None,
 ) -> Overview:
     """Everything the overview shows, at a cost with a fixed ceiling however many records the
     topics hold: watermarks, at most ``counts.budget`` new records counted, two groups'
@@ -111,14 +118,9 @@ def overview(
         exact={topic: exact for topic, (_, exact) in totals.items()},
         lags=lags(settings, timeout_s),
         dlq_sample=tail.read_tail(
-            settings, settings.topic_dlq, dlq_per_partition, timeout_s=timeout_s
+            settings, settings.topic_dlq, dlq_per_partition, timeout_s=_timeout(timeout_s)
         ),
     )
-
-
-def partitions(settings: Settings, topic: str, timeout_s: float = TIMEOUT_S) -> list[int]:
-    """Partition ids of one of our topics (``[]`` if it does not exist yet)."""
-    return sorted(tail.watermarks(settings, [topic], timeout_s=timeout_s).get(topic, {}))
 
 
 def latest(
@@ -126,7 +128,7 @@ def latest(
     topic: str,
     per_partition: int,
     only_partitions: Iterable[int] | None = None,
-    timeout_s: float = TIMEOUT_S,
+    timeout_s: float | None = None,
 ) -> list[TopicRecord]:
     """The newest ``per_partition`` records of each partition of one of our topics.
 
@@ -134,11 +136,13 @@ def latest(
     """
     if topic not in settings.all_topics:
         raise ValueError(f"{topic!r} is not one of orderflow's topics")
-    return tail.read_tail(settings, topic, per_partition, only_partitions, timeout_s=timeout_s)
+    return tail.read_tail(
+        settings, topic, per_partition, only_partitions, timeout_s=_timeout(timeout_s)
+    )
 
 
 def trace(
-    settings: Settings, order_id: str, per_partition: int, timeout_s: float = TIMEOUT_S
+    settings: Settings, order_id: str, per_partition: int, timeout_s: float | None = None
 ) -> list[TopicRecord]:
     """Every record keyed ``order_id`` among the newest ``per_partition`` records of each
     partition of each of our topics. Older hops are not seen: the read is bounded on purpose.
@@ -146,7 +150,7 @@ def trace(
     key = order_id.encode("utf-8")
     found: list[TopicRecord] = []
     for topic in settings.all_topics:
-        records = tail.read_tail(settings, topic, per_partition, timeout_s=timeout_s)
+        records = tail.read_tail(settings, topic, per_partition, timeout_s=_timeout(timeout_s))
         found.extend(record for record in records if record.key == key)
     return found
 
@@ -161,17 +165,19 @@ def dead_letters(
     flt: DlqFilter | None,
     limit: int,
     max_scan: int = DLQ_MAX_SCAN,
-    timeout_s: float = TIMEOUT_S * 2,
+    timeout_s: float | None = None,
 ) -> tuple[list[DeadLetter], bool]:
     """The newest ``limit`` dead letters matching ``flt``, newest first, and whether every
     candidate was looked at (``False``: older matches may exist beyond ``max_scan`` offsets)."""
-    return dlq.search_dead_letters(settings, flt, limit, max_scan=max_scan, timeout_s=timeout_s)
+    return dlq.search_dead_letters(
+        settings, flt, limit, max_scan=max_scan, timeout_s=_timeout(timeout_s, 2)
+    )
 
 
 # --- writes: produce and redrive ------------------------------------------------------------------
 def produce_one(settings: Settings, item: GeneratedItem) -> Delivery:
     """Send one order (or a raw poison payload) to the main topic and wait for the ack."""
-    return producer.produce_one(settings, item, delivery_timeout_s=TIMEOUT_S * 2)
+    return producer.produce_one(settings, item, delivery_timeout_s=_timeout(None, 2))
 
 
 def produce_many(
@@ -195,8 +201,8 @@ def replay_letters(
         DlqFilter(positions=positions),
         to=to,
         group=None,
-        idle_timeout_s=TIMEOUT_S * 3,
-        delivery_timeout_s=TIMEOUT_S * 3,
+        idle_timeout_s=_timeout(None, 3),
+        delivery_timeout_s=_timeout(None, 3),
     )
 
 
@@ -205,4 +211,4 @@ def replay_edited(
 ) -> ReplayReport:
     """Publish a corrected payload (validated as an order) in place of one dead letter, which
     stays in the DLQ unchanged."""
-    return dlq.replay_edited(settings, letter, payload, to=to, delivery_timeout_s=TIMEOUT_S * 3)
+    return dlq.replay_edited(settings, letter, payload, to=to, delivery_timeout_s=_timeout(None, 3))

@@ -12,7 +12,7 @@ WINDOWS_MIN = {"any time": None, "1 min": 1, "5 min": 5, "15 min": 15, "1 h": 60
 
 st.title("Topics")
 topics = data.stage_topics(settings)
-controls = st.columns([2, 1, 2, 1, 1])
+controls = st.columns([2, 1, 2, 1])
 label = controls[0].selectbox(
     "Topic", list(topics), format_func=lambda name: f"{name} · {topics[name]}", key="tb_topic"
 )
@@ -21,10 +21,7 @@ per_partition = controls[1].select_slider(
     "Newest per partition", PER_PARTITION, value=50, key="tb_limit"
 )
 key_contains = controls[2].text_input("Order id / key contains", key="tb_key").strip()
-window = controls[4].selectbox("Newer than", list(WINDOWS_MIN), key="tb_window")
-with ui.guarded(settings):
-    choices = data.partitions(settings, topic)
-    chosen = controls[3].multiselect("Partitions", choices, key=f"tb_parts_{topic}")
+window = controls[3].selectbox("Newer than", list(WINDOWS_MIN), key="tb_window")
 st.caption(
     f"Reads only the newest {per_partition} records of each partition (assign + seek from the "
     "end, no consumer group); filters apply to those. Internal topics are not listed."
@@ -39,6 +36,10 @@ def browse() -> None:
     with ui.guarded(settings):
         if not frozen or "tb_records" not in st.session_state:
             st.session_state["tb_records"] = data.latest(settings, topic, per_partition)
+        seen = {record.partition for record in st.session_state["tb_records"]}
+        parts_key = f"tb_parts_{topic}"
+        choices = sorted(seen | set(st.session_state.get(parts_key, [])))
+        chosen = st.multiselect("Partitions", choices, key=parts_key, placeholder="all")
         minutes = WINDOWS_MIN[window]
         flt = shape.RecordFilter(
             key_contains=key_contains,

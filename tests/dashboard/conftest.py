@@ -11,6 +11,7 @@ import streamlit as st
 from streamlit import config
 from streamlit.testing.v1 import AppTest
 
+from dashboard import data
 from processors.settings import Settings
 
 APP = str(Path(__file__).parents[2] / "dashboard" / "app.py")
@@ -62,9 +63,10 @@ def app_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str, str
 
 
 @pytest.fixture
-def kafka_down(app_env: Callable[[dict[str, str]], None]) -> None:
-    """The app pointed at a closed port: every Kafka call fails after its timeout."""
+def kafka_down(app_env: Callable[[dict[str, str]], None], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app pointed at a closed port: every Kafka call fails after its (shortened) timeout."""
     app_env({"ORDERFLOW_BOOTSTRAP_SERVERS": f"127.0.0.1:{closed_port()}"})
+    monkeypatch.setattr(data, "TIMEOUT_S", 0.5)
 
 
 def new_app(secrets: dict | None = None) -> AppTest:

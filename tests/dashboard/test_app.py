@@ -68,7 +68,8 @@ def test_every_live_page_shows_banner_when_kafka_is_down(page: str) -> None:
         at.session_state["trace_order_id"] = "ord-1"
     at.switch_page(page).run()
     assert not at.exception
-    assert any("Kafka unreachable" in text for text in texts(at.error))
+    banners = [text for text in texts(at.error) if "Kafka unreachable" in text]
+    assert len(banners) == 1, texts(at.error)
 
 
 def test_produce_form_reports_each_bad_field_and_sends_nothing() -> None:

@@ -1,0 +1,68 @@
+"""Page logic that needs the real broker: the produce form sends, the DLQ page lists."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from processors.core import headers as h
+from processors.kafka.topics import ensure_topics
+from processors.settings import Settings
+from tests.dashboard.conftest import new_app, settings_env
+from tests.dlq.support import write
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+def live(kafka_settings: Settings, app_env: Callable[[dict[str, str]], None]) -> Settings:
+    ensure_topics(kafka_settings)
+    app_env(settings_env(kafka_settings))
+    return kafka_settings
+
+
+def test_produce_form_sends_a_permanent_failure_order(live: Settings) -> None:
+    from dashboard import data
+
+    at = new_app().run()
+    at.switch_page("views/produce.py").run()
+    at.text_input(key="pf_order_id").input("ord-apptest-1")
+    at.selectbox(key="pf_scenario").select("permanent")
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    assert at.success[0].value.startswith("Sent order `ord-apptest-1` (permanent failure)")
+    [record] = data.latest(live, live.topic_main, 10)
+    assert record.key == b"ord-apptest-1"
+    assert b'"simulate":{"error":"permanent"}' in (record.value or b"")
+    assert h.CE_ID in dict(record.headers)
+
+
+def test_produce_form_sends_poison_bytes(live: Settings) -> None:
+    from dashboard import data
+
+    at = new_app().run()
+    at.switch_page("views/produce.py").run()
+    at.text_input(key="pf_order_id").input("ord-poison-1")
+    at.selectbox(key="pf_scenario").select("poison")
+    at.button[0].click().run()
+    assert at.success and not at.error
+    [record] = data.latest(live, live.topic_main, 10)
+    assert record.key == b"ord-poison-1" and record.value.startswith(b'{"order_id": "ord-poison-1"')
+
+
+def test_dlq_page_lists_dead_letters(live: Settings) -> None:
+    dead = [(h.DLQ_REASON, b"non_retryable"), (h.ATTEMPTS, b"1")]
+    write(live, live.topic_dlq, [(f"ord-{i}".encode(), b"{}", dead) for i in range(3)])
+    at = new_app().run()
+    at.switch_page("views/dlq.py").run()
+    assert not at.exception and not at.error
+    assert any(md.value.startswith("**3** dead letters") for md in at.markdown)
+    assert len(at.dataframe[0].value) == 3
+
+
+def test_overview_renders_counts(live: Settings) -> None:
+    at = new_app().run()
+    assert not at.exception and not at.error
+    metrics = {metric.label: metric.value for metric in at.metric}
+    assert metrics["main"] == "0" and metrics["waiting for retry"] == "0"
