@@ -7,6 +7,7 @@ them once per process. An open dashboard (no auth in the secrets) only ever list
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -83,7 +84,24 @@ def run_dashboard(address: str, port: int, secrets_file: Path | None, cwd: Path,
     check_bind(address, auth)
     command = streamlit_command(address, port, secrets_file)
     log.info("dashboard address=%s port=%d auth=%s", address, port, auth.mode)
-    try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 130
+    return _run_forwarding_signals(command)
+
+
+def _run_forwarding_signals(command: list[str]) -> int:
+    """Run ``command``; SIGTERM/SIGHUP sent to this process are passed on to it, so stopping
+    ``orderflow dashboard`` by its pid never leaves Streamlit running."""
+    with subprocess.Popen(command) as child:
+
+        def forward(signum: int, _frame: object) -> None:
+            child.send_signal(signum)
+
+        previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
+        try:
+            while True:
+                try:
+                    return child.wait()
+                except KeyboardInterrupt:  # the terminal sent SIGINT to both; wait for Streamlit
+                    child.send_signal(signal.SIGINT)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -61,3 +66,36 @@ def test_cli_refuses_open_dashboard_on_all_interfaces(tmp_path: Path) -> None:
         "orderflow: error: refusing to serve the dashboard on 0.0.0.0 without auth: set [auth] "
         "password or OIDC in .streamlit/secrets.toml, or bind to 127.0.0.1"
     ]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_command_stops_streamlit_too(tmp_path: Path) -> None:
+    """``orderflow down`` and test fixtures stop the dashboard by the CLI's pid."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/_stcore/health"
+    command = subprocess.Popen(
+        [sys.executable, "-m", "processors", "dashboard", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _healthy(url):
+            assert command.poll() is None and time.monotonic() < deadline, "never became healthy"
+            time.sleep(0.3)
+        command.send_signal(signal.SIGTERM)
+        assert command.wait(timeout=15) == 0
+        assert not _healthy(url), "Streamlit still serving after the command exited"
+    finally:
+        command.kill()
