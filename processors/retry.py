@@ -19,8 +19,9 @@ import time
 from collections import Counter
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaException, Message, TopicPartition
 
+from processors.checkpoint import Commit, Committer
 from processors.core import headers as h
 from processors.core.routing import effective_due
 from processors.core.schedule import Held, PartitionQueue, Schedule
@@ -44,8 +45,6 @@ MAX_POLL_WAIT_S = 0.5
 BATCH = 500
 # Work done between two polls is bounded, so polling never pauses for long.
 MAX_BURST_S = 1.0
-TXN_TIMEOUT_S = 10.0
-TXN_RETRIES = 5
 
 
 class RetryLoop:
@@ -63,16 +62,15 @@ class RetryLoop:
         self.step = step
         self.metrics: Metrics = step.metrics
         self.consumer = consumer
-        self.producer = producer
+        self.committer = Committer(
+            producer, consumer, exactly_once=settings.processing_guarantee == "exactly-once"
+        )
         self.clock_ms = clock_ms
-        self.eos = settings.processing_guarantee == "exactly-once"
         self.capacity = settings.retry_max_held
         self.commit_interval_s = settings.commit_interval_s
         self.schedule: Schedule[InputRecord] = Schedule()
-        self.in_transaction = False
         self.dirty = False
         self.last_checkpoint = time.monotonic()
-        self.delivery_error: KafkaError | None = None
         self.consecutive_failures = 0
         self.stopping = False
         self.failed = False
@@ -88,7 +86,7 @@ class RetryLoop:
         if install_signals:
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
-        self.producer.poll(0)  # init_transactions: fences a predecessor with our id right away
+        self.committer.start()
         self.consumer.subscribe(
             [self.settings.topic_retry],
             on_assign=self._on_assign,
@@ -113,9 +111,7 @@ class RetryLoop:
         try:
             self.consumer.close()  # on_revoke: nothing left to commit (or failed: commits nothing)
         finally:
-            if self.in_transaction:
-                self._abort_quietly()
-            self.producer.flush(5)
+            self.committer.close()
             self.metrics.waiting(0)
 
     # --- reading ------------------------------------------------------------------------------
@@ -220,26 +216,13 @@ class RetryLoop:
             done += 1
 
     def _process(self, held: Held[InputRecord], now: int) -> None:
-        if self.eos and not self.in_transaction:
-            self.producer.begin_transaction()
-            self.in_transaction = True
         self.metrics.lateness((now - held.due_ms) / 1000)
         output = self.step(held.record).output
-        if output is not None:
-            self.producer.produce(
-                topic=output.topic,
-                key=output.key,
-                value=output.value,
-                headers=output.headers,
-                timestamp=output.timestamp_ms,
-                on_delivery=self._on_delivery,
-            )
+        if output is not None and not self.committer.write(output):
+            self._rewind(self.committer.reason)
+            return
         self.schedule.queues[held.partition].finish(held.offset)
         self.dirty = True
-
-    def _on_delivery(self, error: KafkaError | None, _message: Message) -> None:
-        if error is not None and self.delivery_error is None:
-            self.delivery_error = error
 
     # --- checkpoints --------------------------------------------------------------------------
     def _checkpoint(self) -> None:
@@ -252,80 +235,24 @@ class RetryLoop:
                 points.append((queue, point))
         offsets = [TopicPartition(*q.key, offset, metadata=meta) for q, (offset, meta) in points]
         self.last_checkpoint = time.monotonic()
-        if not offsets and not self.in_transaction and not self.dirty:
+        if not offsets and not self.committer.in_transaction and not self.dirty:
             return
-        committed = self._commit_eos(offsets) if self.eos else self._commit_alo(offsets)
-        if not committed:
+        result = self.committer.commit(offsets)
+        if result is Commit.REWIND:
+            self._rewind(self.committer.reason)
+            return
+        if result is Commit.LATER:
             return
         for queue, (offset, metadata) in points:
             queue.committed_at(offset, metadata)
         self.dirty = False
         self.consecutive_failures = 0
 
-    def _commit_eos(self, offsets: list[TopicPartition]) -> bool:
-        if not self.in_transaction:
-            if not offsets:
-                return True
-            self.producer.begin_transaction()
-            self.in_transaction = True
-        offsets_sent = not offsets
-        for attempt in range(1, TXN_RETRIES + 1):
-            try:
-                if not offsets_sent:
-                    group = self.consumer.consumer_group_metadata()
-                    self.producer.send_offsets_to_transaction(offsets, group, TXN_TIMEOUT_S)
-                    offsets_sent = True
-                self.producer.commit_transaction(TXN_TIMEOUT_S)
-                self.in_transaction = False
-                return True
-            except KafkaException as exc:
-                error: KafkaError = exc.args[0]
-                if error.txn_requires_abort():
-                    self._abort_and_rewind(error.str())
-                    return False
-                if not error.retriable() or attempt == TXN_RETRIES:
-                    raise ProcessorError(f"transaction commit failed: {error.str()}") from None
-                event(logger, "commit_retry", logging.WARNING, attempt=attempt, error=error.str())
-                time.sleep(min(0.2 * 2**attempt, 2.0))
-        return False  # pragma: no cover - the loop always returns or raises
-
-    def _commit_alo(self, offsets: list[TopicPartition]) -> bool:
-        remaining = self.producer.flush(30)
-        if remaining or self.delivery_error is not None:
-            reason = self.delivery_error.str() if self.delivery_error else f"{remaining} unsent"
-            self._rewind(f"delivery failed: {reason}")
-            return False
-        if not offsets:
-            return True
-        try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            # Outputs are delivered; the commit is retried at the next checkpoint.
-            event(logger, "commit_failed", logging.WARNING, error=exc.args[0].str())
-            return False
-        return True
-
-    def _abort_and_rewind(self, reason: str) -> None:
-        try:
-            self.producer.abort_transaction(TXN_TIMEOUT_S)
-        except KafkaException as exc:
-            raise ProcessorError(f"transaction abort failed: {exc.args[0].str()}") from None
-        self.in_transaction = False
-        self._rewind(f"transaction aborted: {reason}")
-
-    def _abort_quietly(self) -> None:
-        try:
-            self.producer.abort_transaction(TXN_TIMEOUT_S)
-        except KafkaException as exc:
-            event(logger, "abort_failed", logging.WARNING, error=exc.args[0].str())
-        self.in_transaction = False
-
     def _rewind(self, reason: str) -> None:
         """Forget everything since the last commit and read it again (with a short backoff)."""
         self.consecutive_failures += 1
         backoff = min(0.5 * 2 ** (self.consecutive_failures - 1), 10.0)
         event(logger, "rewind", logging.WARNING, reason=reason, backoff_s=backoff)
-        self.delivery_error = None
         self.dirty = False
         for key, queue in list(self.schedule.queues.items()):
             self.schedule.queues[key] = queue.rewound()
@@ -362,8 +289,9 @@ class RetryLoop:
 
     def _on_lost(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
         self._drop(partitions, "lost")
-        if self.in_transaction:  # it may hold outputs of lost partitions: never commit it
-            self._abort_and_rewind("partitions lost")
+        if self.committer.in_transaction:  # it may hold outputs of lost partitions: never commit
+            self.committer.abort()
+            self._rewind("partitions lost")
 
     def _drop(self, partitions: list[TopicPartition], why: str) -> None:
         for tp in partitions:
@@ -423,9 +351,9 @@ def run(settings: Settings) -> None:
     except ProcessorError:
         event(logger, "crashed", logging.ERROR, processor="retry")
         raise
-    except KafkaException as exc:
-        event(logger, "crashed", logging.ERROR, processor="retry", error=exc.args[0].str())
-        raise ProcessorError(f"retry processor stopped: {exc.args[0].str()}") from None
+    except Exception as exc:  # Kafka or rebalance-callback errors: exit, restart resumes
+        event(logger, "crashed", logging.ERROR, processor="retry", error=type(exc).__name__)
+        raise ProcessorError(f"retry processor stopped: {type(exc).__name__}: {exc}") from exc
     event(logger, "stopped", processor="retry")
 
 

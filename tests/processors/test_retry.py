@@ -308,3 +308,37 @@ def test_handover_between_two_retry_instances_with_pausing(
         f"p99 {late[int(len(late) * 0.99)]}, max {late[-1]} (includes the session-timeout "
         "handover of the stopped static member)"
     )
+
+
+@pytest.mark.slow
+def test_a_transaction_outliving_its_timeout_fences_and_the_restart_resumes(
+    flow_settings: Settings, start_processor: ProcFactory
+) -> None:
+    """A handler stalls beyond ``transaction.timeout.ms``: the broker aborts the transaction and
+    fences the producer (Kafka 4 + librdkafka 2.12 report it as fatal). The processor exits 1
+    with one line, commits nothing, and its restart (systemd's job) ends with every record
+    exactly once."""
+    s = flow_settings
+    options = {"transaction_timeout_ms": 1000, "handler": "tests.processors.slow_handler:handle"}
+    retry = start_processor(s, "retry", instance_id="r1", **options)
+    retry.wait_for_log("event=assigned")
+    now = int(time.time() * 1000)
+    names = [f"t-{i}" for i in range(60)] + ["t-slow"] + [f"u-{i}" for i in range(60)]
+    produce(
+        s,
+        [(n.encode(), order(n).to_json_bytes(), retry_headers(now, b"0"), 0) for n in names],
+        topic=s.topic_retry,
+    )
+    assert retry.process is not None
+    assert retry.process.wait(timeout=60) == 1
+    last = retry.log.strip().splitlines()[-1]
+    assert last.startswith("orderflow: error: ") and "fenced" in last, retry.log[-2000:]
+    assert "Traceback" not in retry.log
+
+    restarted = start_processor(s, "retry", instance_id="r1", **options)
+    result = read_all(
+        s, [s.topic_processed], lambda r: len(r[s.topic_processed]) >= len(names), 60, idle_s=2
+    )
+    keys = Counter(r.key for r in result[s.topic_processed])
+    assert set(keys) == {n.encode() for n in names} and max(keys.values()) == 1
+    assert restarted.alive()
