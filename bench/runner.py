@@ -1,0 +1,139 @@
+"""Run the selected benchmarks against one broker and record what they measured."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from bench import dashboard_refresh, kill_recovery, retry_lateness, throughput
+from bench.broker import own_broker
+from bench.report import LATEST, Result, ResultsFile
+from bench.support import BenchError, Context, load_average, machine
+from processors.errors import OrderflowError
+
+RDKAFKA_LOGGER = "processors.kafka.rdkafka"
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    run: Callable[[Context, Any], Result]
+    full: Any
+    quick: Any
+    in_quick: bool = True  # part of a --quick run unless named with --only
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    throughput.NAME: Benchmark(throughput.run, throughput.FULL, throughput.QUICK),
+    retry_lateness.NAME: Benchmark(retry_lateness.run, retry_lateness.FULL, retry_lateness.QUICK),
+    dashboard_refresh.NAME: Benchmark(
+        dashboard_refresh.run, dashboard_refresh.FULL, dashboard_refresh.QUICK
+    ),
+    kill_recovery.NAME: Benchmark(kill_recovery.run, kill_recovery.FULL, kill_recovery.QUICK),
+}
+
+
+def selected(quick: bool, only: Sequence[str]) -> list[str]:
+    if only:
+        return [name for name in BENCHMARKS if name in only]
+    return [name for name, bench in BENCHMARKS.items() if bench.in_quick or not quick]
+
+
+@contextlib.contextmanager
+def broker(bootstrap: str | None, console: Console) -> Iterator[str]:
+    if bootstrap:
+        yield bootstrap
+        return
+    with contextlib.ExitStack() as stack:
+        with console.status("starting a local Kafka broker on free ports…") as status:
+            progress = lambda step: status.update(f"local Kafka: {step}")  # noqa: E731
+            address = stack.enter_context(own_broker(progress=progress))
+        console.print(f"local Kafka broker at {address} (stopped and removed at the end)")
+        try:
+            yield address
+        finally:
+            # The dashboard functions' pooled clients outlive the broker until exit; their
+            # "connection refused" lines would only be noise.
+            logging.getLogger(RDKAFKA_LOGGER).setLevel(logging.CRITICAL)
+            console.print("stopping the local Kafka broker…")
+
+
+def run_benchmarks(
+    *,
+    quick: bool,
+    only: Sequence[str] = (),
+    bootstrap: str | None = None,
+    results_path: Path = LATEST,
+    console: Console | None = None,
+) -> int:
+    """Run the benchmarks; return the exit status (1 if any failed)."""
+    console = console or Console(width=None if sys.stdout.isatty() else 150)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    names = selected(quick, only)
+    started = time.monotonic()
+    before = machine()
+    console.print(
+        f"[bold]orderflow benchmarks[/bold] ({'quick' if quick else 'full'}): {', '.join(names)}\n"
+        f"machine: {before['cpus']} CPUs, {before['memory_gib']} GiB; "
+        f"before the run: {before['uptime']}"
+    )
+    results = ResultsFile(
+        results_path,
+        {
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "command": shlex.join([Path(sys.executable).name, "-m", "bench", *sys.argv[1:]]),
+            "quick": quick,
+            "benchmarks": names,
+            "broker": bootstrap or "own local jar broker (1 node, KRaft)",
+            "machine": before,
+        },
+    )
+    failures = 0
+    try:
+        with (
+            broker(bootstrap, console) as address,
+            tempfile.TemporaryDirectory(prefix="orderflow-bench-") as workdir,
+        ):
+            ctx = Context(bootstrap=address, workdir=Path(workdir))
+            for name in names:
+                bench = BENCHMARKS[name]
+                params = bench.quick if quick else bench.full
+                load = [round(x, 2) for x in load_average()]
+                began = time.monotonic()
+                console.rule(name)
+                try:
+                    result = bench.run(ctx, params)
+                except Exception as exc:
+                    failures += 1
+                    if not isinstance(exc, BenchError | OrderflowError):
+                        console.print_exception()
+                    message = f"{type(exc).__name__}: {exc}"
+                    console.print(f"[bold red]{name} failed:[/bold red] {message}")
+                    results.append(None, name, ok=False, error=message, load_average_before=load)
+                    continue
+                seconds = time.monotonic() - began
+                result.print(console)
+                console.print(f"  [dim]{name}: {seconds:.0f} s, load before {load}[/dim]")
+                failures += 0 if result.ok else 1
+                results.append(result, name, seconds=round(seconds, 1), load_average_before=load)
+    finally:
+        results.finish(
+            finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            seconds=round(time.monotonic() - started, 1),
+            load_average_after=[round(x, 2) for x in load_average()],
+        )
+    console.print(
+        f"total {time.monotonic() - started:.0f} s; results in {results_path}"
+        + (f"; [bold red]{failures} failed[/bold red]" if failures else "")
+    )
+    return 1 if failures else 0

@@ -1,0 +1,133 @@
+"""The benchmarks run end to end at a tiny size, so their code cannot rot unnoticed.
+
+Figures at this size mean nothing; the test checks that every benchmark completes, that its own
+checks pass (no early retry, no duplicate or lost order under exactly-once) and that the results
+file holds what the tables show.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from bench import dashboard_refresh, kill_recovery, retry_lateness, runner, throughput
+from bench.report import Result, ResultsFile, fmt
+from bench.support import percentile, summary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TINY = {
+    throughput.NAME: throughput.Params(
+        orders=60, cases=(("exactly-once", 0.2), ("at-least-once", 0.2)), timeout_s=120
+    ),
+    retry_lateness.NAME: retry_lateness.Params(
+        orders=20,
+        rate_per_s=40,
+        commit_intervals=(0.2,),
+        long_delay_s=4,
+        short_delay_s=1,
+        short_records=5,
+    ),
+    dashboard_refresh.NAME: dashboard_refresh.Params(small=10, large=3_000, refreshes=3),
+    kill_recovery.NAME: kill_recovery.Params(
+        orders=3_000, commit_interval_s=0.2, cases=("stable",), timeout_s=180
+    ),
+}
+
+
+def test_percentile_interpolates_between_ranks() -> None:
+    assert percentile([10, 20, 30, 40], 50) == 25
+    assert percentile([5], 99) == 5
+    assert percentile(list(range(101)), 95) == 95
+    stats = summary([3, 1, 2])
+    assert (stats["p50"], stats["max"], stats["min"]) == (2, 3, 1)
+
+
+def test_quick_runs_every_benchmark_and_only_selects() -> None:
+    assert runner.selected(quick=True, only=()) == list(runner.BENCHMARKS)
+    assert runner.selected(quick=False, only=("kill-recovery", "throughput")) == [
+        "throughput",
+        "kill-recovery",
+    ]
+
+
+def test_results_file_has_no_nan(tmp_path: Path) -> None:
+    path = tmp_path / "latest.json"
+    results = ResultsFile(path, {"quick": True})
+    result = Result("x", "x", ["a"], data={"p50": float("nan"), "n": [1.5]})
+    results.append(result, "x")
+    document = json.loads(path.read_text())
+    assert document["results"] == [{"benchmark": "x", "ok": True, "p50": None, "n": [1.5]}]
+    assert fmt(float("nan")) == "-"
+    assert fmt(1234.5, 1, " ms") == "1,234.5 ms"
+
+
+def test_cli_help() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--bootstrap" in done.stdout and "--only" in done.stdout
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_every_benchmark_end_to_end(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tiny = {
+        name: runner.Benchmark(bench.run, TINY[name], TINY[name])
+        for name, bench in runner.BENCHMARKS.items()
+    }
+    monkeypatch.setattr(runner, "BENCHMARKS", tiny)
+    path = tmp_path / "latest.json"
+    console = Console(file=(tmp_path / "out.txt").open("w"), width=160)
+
+    status = runner.run_benchmarks(
+        quick=True, bootstrap=kafka_bootstrap, results_path=path, console=console
+    )
+
+    output = (tmp_path / "out.txt").read_text()
+    document = json.loads(path.read_text())
+    assert status == 0, output
+    assert document["run"]["broker"] == kafka_bootstrap
+    assert document["run"]["machine"]["cpus"] >= 1
+    results = {r["benchmark"]: r for r in document["results"]}
+    assert list(results) == list(TINY)
+    assert all(r["ok"] for r in results.values()), output
+
+    cases = results["throughput"]["cases"]
+    assert [c["guarantee"] for c in cases] == ["exactly-once", "at-least-once"]
+    for case in cases:
+        assert case["end_to_end_per_s"] > 0 and case["producer_per_s"] > 0
+        assert case["main_peak_rss_mib"] > 10
+    assert cases[0]["duplicates"] == 0
+
+    steady, mixed = results["retry-lateness"]["cases"]
+    assert steady["records"] == 20 and steady["early"] == 0
+    assert steady["histogram"]["count"] >= 20
+    assert mixed["early"] == 0
+    assert mixed["short_lateness_ms"]["max"] < 1_500  # not held behind the 4 s record
+    assert mixed["long_lateness_ms"] >= 0
+
+    dash = results["dashboard-refresh"]
+    assert dash["large"]["topic_totals"][next(iter(dash["large"]["topic_totals"]))] == 3_000
+    for kind in dashboard_refresh.REFRESHES:
+        assert len(dash["large"]["refresh_ms"][kind]["all"]) == 3
+        assert dash["large"]["refresh_ms"][kind]["ratio_to_small"] > 0
+
+    (kill,) = results["kill-recovery"]["cases"]
+    assert kill["duplicates"] == 0 and kill["lost"] == 0
+    assert 0 < kill["visible_at_kill"] < 3_000
+    assert kill["kill_to_visible_s"] > 0
