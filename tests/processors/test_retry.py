@@ -3,7 +3,9 @@ never early, bounded attempts, no head-of-line blocking, garbage headers, gracef
 
 from __future__ import annotations
 
+import re
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -98,7 +100,8 @@ def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     settings = fresh_settings(kafka_bootstrap, tmp / "state")
     create_topics(settings)
     main = Proc("main", settings_env(settings, instance_id="m1"), tmp / "main.log").start()
-    retry = Proc("retry", settings_env(settings, instance_id="r1"), tmp / "retry.log").start()
+    retry_env = settings_env(settings, instance_id="r1", metrics_port=0)
+    retry = Proc("retry", retry_env, tmp / "retry.log").start()
     try:
         retry.wait_for_log("event=assigned", timeout_s=30)
         client = producer(settings)
@@ -249,6 +252,26 @@ def test_garbage_headers_are_handled_deliberately(run: Run) -> None:
     assert len(run.on(s.topic_retry, b"att-garbage")) == 1  # ours: no further retry hop
     assert "note=due_clamped" in run.retry.log
     assert run.retry.alive()
+
+
+def test_metrics_endpoint(run: Run) -> None:
+    match = re.search(r"event=metrics_listening host=127\.0\.0\.1 port=(\d+)", run.retry.log)
+    assert match, run.retry.log[:2000]
+    url = f"http://127.0.0.1:{match.group(1)}/metrics"
+    body = urllib.request.urlopen(url, timeout=10).read().decode()
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in body.splitlines()
+        if line.startswith("orderflow_")
+    }
+    assert samples['orderflow_records_consumed_total{processor="retry"}'] >= 10
+    assert samples['orderflow_records_retried_total{attempt="2",processor="retry"}'] >= 2
+    reason = (
+        'orderflow_records_dead_lettered_total{processor="retry",reason="max_attempts_exhausted"}'
+    )
+    assert samples[reason] == 2
+    assert samples['orderflow_retry_lateness_seconds_count{processor="retry"}'] >= 10
+    assert samples['orderflow_records_waiting{processor="retry"}'] == 0
 
 
 def test_sigterm_exits_zero_within_ten_seconds(run: Run) -> None:
