@@ -94,7 +94,6 @@ if submitted:
         except OrderflowError as exc:
             single.error(f"Not sent: {exc}", icon=":material/cloud_off:")
         else:
-            st.session_state["pf_last_order_id"] = delivery.key
             single.success(
                 f"Sent order `{delivery.key}` ({forms.SCENARIOS[scenario]}) to "
                 f"{delivery.topic} partition {delivery.partition} offset {delivery.offset}. "

@@ -96,6 +96,7 @@ def test_permanent_failure_to_dlq_then_edited_replay_is_processed(
     screenshot(page, "dlq-confirm")
     dialog.get_by_role("button", name="Replay edited").click()
     page.get_by_text(re.compile(r"Replayed 1 edited")).wait_for()
+    replayed_at = time.monotonic()
 
     # --- the trace shows it processed ----------------------------------------------------------
     open_page(page, "Trace")
@@ -105,7 +106,7 @@ def test_permanent_failure_to_dlq_then_edited_replay_is_processed(
     expect(page.get_by_test_id("stDataFrame")).to_be_visible()
     expect(page.get_by_test_id("stVegaLiteChart")).to_be_visible()
     screenshot(page, "trace")
-    processed_s = time.monotonic() - started
+    processed_s = time.monotonic() - replayed_at
 
     # --- a generated batch, with progress ---------------------------------------------------------
     open_page(page, "Produce")
@@ -127,4 +128,17 @@ def test_permanent_failure_to_dlq_then_edited_replay_is_processed(
     expect(page.get_by_test_id("stGraphVizChart")).to_be_visible()
     time.sleep(4)  # two refreshes, so the throughput chart has points
     screenshot(page, "overview")
-    print(f"dlq_appeared_s={appeared_s:.1f} processed_after_s={processed_s:.1f}")
+
+    # --- pause stops the live updates, resume restarts them -------------------------------------
+    updated = page.get_by_text(re.compile(r"^Updated \d"))
+    page.get_by_text("Pause live updates").click()
+    page.wait_for_timeout(1500)  # let the rerun that applies the pause finish
+    paused_text = updated.text_content()
+    page.wait_for_timeout(4500)  # more than two refresh intervals
+    assert updated.text_content() == paused_text
+    page.get_by_text("Pause live updates").click()
+    expect(updated).not_to_have_text(paused_text or "", timeout=10_000)
+    print(
+        f"dlq_appeared_s={appeared_s:.1f} processed_after_replay_s={processed_s:.1f} "
+        f"total_s={time.monotonic() - started:.1f}"
+    )

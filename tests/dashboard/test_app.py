@@ -46,6 +46,35 @@ def test_open_dashboard_on_loopback_says_so() -> None:
     assert "No login configured" in notes and "127.0.0.1" in notes
 
 
+OIDC = {
+    "auth": {
+        "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+        "cookie_secret": "not-a-real-secret",
+        "client_id": "orderflow",
+        "client_secret": "not-a-real-secret",
+        "server_metadata_url": "https://login.example/.well-known/openid-configuration",
+    }
+}
+
+
+def test_oidc_gate_asks_for_login() -> None:
+    at = new_app(OIDC)
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert not at.exception
+    assert [title.value for title in at.title] == ["orderflow"]
+    assert [button.label for button in at.button] == ["Log in"]
+
+
+def test_oidc_signed_in_user_sees_the_pages() -> None:
+    at = new_app(OIDC)
+    at.user = {"is_logged_in": True, "email": "ops@example.com"}
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Overview"
+    assert "Signed in as ops@example.com" in texts(at.sidebar.caption)
+
+
 @pytest.mark.parametrize("listen_address", ["0.0.0.0", ""], indirect=True)
 def test_open_dashboard_refuses_to_render_beyond_loopback() -> None:
     at = new_app().run()
