@@ -20,9 +20,16 @@ def tail(path: Path, lines: int) -> list[str]:
 def follow(paths: Sequence[Path], *, poll_s: float = 0.5) -> Iterator[tuple[Path, str]]:
     """Yield ``(path, line)`` for every line appended to ``paths`` from now on, forever.
 
-    A file that shrinks (rolled over) is read again from its start; a missing one is waited for.
+    "From now on" is the moment of this call. A file that shrinks (rolled over) is read again
+    from its start; a missing one is waited for.
     """
     offsets = {path: path.stat().st_size if path.exists() else 0 for path in paths}
+    return _follow(list(paths), offsets, poll_s)
+
+
+def _follow(
+    paths: list[Path], offsets: dict[Path, int], poll_s: float
+) -> Iterator[tuple[Path, str]]:
     pending = {path: "" for path in paths}
     while True:
         for path in paths:
