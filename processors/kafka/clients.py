@@ -42,11 +42,16 @@ def admin_client(settings: Settings, **overrides: Any) -> AdminClient:
 
 
 def producer(settings: Settings, **overrides: Any) -> Producer:
-    """An idempotent producer with ``acks=all``: no duplicates from internal retries, no loss."""
+    """An idempotent producer with ``acks=all``: no duplicates from internal retries, no loss.
+
+    Keys are partitioned with murmur2 like the Java client and Quix Streams, so an order keeps
+    its partition number across orders.v1, orders.retry and orders.dlq.
+    """
     config = {
         **connection_config(settings),
         "enable.idempotence": True,
         "acks": "all",
+        "partitioner": "murmur2_random",
         "linger.ms": 5,
         **overrides,
     }
