@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,31 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout_s: flo
     raise AssertionError(f"dashboard not healthy within {timeout_s}s")
 
 
+@contextmanager
+def running_dashboard(env: dict[str, str], workdir: Path) -> Iterator[tuple[str, Path]]:
+    """``orderflow dashboard`` on a free port with ``env``; yields its URL and log file."""
+    port = free_port()
+    log = workdir / "dashboard.log"
+    with log.open("wb") as out:
+        dashboard = subprocess.Popen(
+            [sys.executable, "-m", "processors", "dashboard", "--port", str(port)],
+            env=env,
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, dashboard, log)
+        yield url, log
+    finally:
+        dashboard.terminate()  # the command passes SIGTERM on to Streamlit
+        try:
+            dashboard.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            dashboard.kill()
+
+
 @pytest.fixture
 def stack(kafka_bootstrap: str, unique: str, tmp_path: Path) -> Iterator[Stack]:
     """Topics of its own, ``python -m processors.main``/``.retry`` and ``orderflow dashboard``."""
@@ -87,31 +113,15 @@ def stack(kafka_bootstrap: str, unique: str, tmp_path: Path) -> Iterator[Stack]:
     create_topics(settings)
     env = settings_env(settings, instance_id=f"browser-{unique}")
     processors = [Proc(role, env, tmp_path / f"{role}.log").start() for role in ("main", "retry")]
-    port = free_port()
-    dash_log = tmp_path / "dashboard.log"
-    with dash_log.open("wb") as out:
-        dashboard = subprocess.Popen(
-            [sys.executable, "-m", "processors", "dashboard", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, dashboard, dash_log)
-        logs = {
-            "main": processors[0].log_path,
-            "retry": processors[1].log_path,
-            "dashboard": dash_log,
-        }
-        yield Stack(settings, url, logs)
+        with running_dashboard(env, tmp_path) as (url, dash_log):
+            logs = {
+                "main": processors[0].log_path,
+                "retry": processors[1].log_path,
+                "dashboard": dash_log,
+            }
+            yield Stack(settings, url, logs)
     finally:
-        dashboard.terminate()
-        try:
-            dashboard.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            dashboard.kill()
         for proc in processors:
             proc.kill()
         delete_topics(settings)
@@ -124,7 +134,9 @@ def browser_page():
         pytest.skip(
             "Debian chromium is not installed at /usr/bin/chromium (apt-get install chromium)"
         )
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=20_000)  # two shared cores: a page can take seconds to settle
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
