@@ -12,9 +12,10 @@ settings = ui.settings()
 
 st.title("Overview")
 st.caption(
-    "Live counts come from watermarks and consumer-group offsets; the DLQ breakdown from the "
-    f"newest {data.DLQ_SAMPLE_PER_PARTITION} dead letters per partition. A refresh costs the "
-    "same however many records the topics hold."
+    "Counts: watermarks, plus the records that arrived since the last refresh (at most "
+    f"{shape.RecordCounts.budget:,} read per refresh). Lag: consumer-group offsets. DLQ by "
+    f"reason: the newest {data.DLQ_SAMPLE_PER_PARTITION} dead letters per partition. A refresh "
+    "never costs more however many records the topics hold."
 )
 
 
