@@ -43,6 +43,7 @@ DEFAULT_STATE_DIR = Path(".orderflow/kafka")
 RUNNING = "running"
 STOPPED = "stopped"
 CRASHED = "crashed (stale pid file)"
+_PORT_GRACE_S = 2.0
 
 __all__ = ["CRASHED", "RUNNING", "STOPPED", "BrokerStartError", "LocalKafka", "NodeStatus"]
 
@@ -221,13 +222,20 @@ class LocalKafka:
         return Layout(recorded.nodes, recorded.cluster_id, recorded.backend, requested.extra_config)
 
     def _check_ports(self, nodes: list[Node]) -> None:
-        for node in nodes:
-            for kind, port in (("client", node.client_port), ("controller", node.controller_port)):
-                if not port_is_free(port):
-                    raise LocalKafkaError(
-                        f"port {port} ({node.name} {kind} port) is already in use by another "
-                        "process; stop it or choose other ports (--port)"
-                    )
+        ports = {
+            port: f"{node.name} {kind} port"
+            for node in nodes
+            for kind, port in (("client", node.client_port), ("controller", node.controller_port))
+        }
+        # A node killed a moment ago may take a little while to release its sockets.
+        deadline = time.monotonic() + _PORT_GRACE_S
+        while busy := [port for port in ports if not port_is_free(port)]:
+            if time.monotonic() >= deadline:
+                raise LocalKafkaError(
+                    f"port {busy[0]} ({ports[busy[0]]}) is already in use by another process; "
+                    "stop it or choose other ports (--port)"
+                )
+            time.sleep(0.2)
 
     def _prepare(self, layout: Layout, nodes: list[Node], java: str, jars_dir: Path) -> None:
         to_format: list[tuple[Path, Path]] = []

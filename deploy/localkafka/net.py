@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
 
 from deploy.localkafka.config import LOOPBACK
 
@@ -29,14 +31,30 @@ def is_listening(port: int, host: str = LOOPBACK, timeout_s: float = 0.5) -> boo
 
 
 def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
-    """``count`` distinct ports the kernel reports free right now (racy, fine for tests)."""
-    sockets: list[socket.socket] = []
+    """``count`` distinct ports, free right now, outside the kernel's ephemeral range.
+
+    For brokers started in tests. A port from the ephemeral range (what binding port 0 gives)
+    can be taken as the source port of any outgoing connection while its broker is down, or even
+    connect to itself, so a restarted broker could not bind it again. Racy against another
+    program choosing the same port at the same moment; fine for tests.
+    """
+    low, high = _EPHEMERAL
+    candidates = [p for p in range(_TEST_PORTS[0], _TEST_PORTS[1]) if not low <= p <= high]
+    random.shuffle(candidates)
+    chosen = [port for port in candidates[: count * 20] if port_is_free(port, host)][:count]
+    if len(chosen) < count:
+        raise OSError(f"no {count} free ports in {_TEST_PORTS[0]}-{_TEST_PORTS[1]}")
+    return chosen
+
+
+def _ephemeral_range() -> tuple[int, int]:
     try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49152, 65535  # the IANA range macOS and the BSDs use
+
+
+# Below Linux's default ephemeral range (32768-60999); clear of 9092-9099 and 19092-19099.
+_TEST_PORTS = (20000, 32700)
+_EPHEMERAL = _ephemeral_range()

@@ -70,21 +70,34 @@ def read_pid(pid_file: Path) -> int | None:
 
 
 def is_alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie (a zombie child of ours is reaped here)."""
-    with contextlib.suppress(ChildProcessError, OSError):
+    """True until every thread of ``pid`` has exited (so its sockets and files are closed).
+
+    A child of ours is reaped here. A multi-threaded process's main thread shows as a zombie
+    while other threads are still exiting and holding its sockets: that still counts as alive.
+    """
+    is_child = True
+    try:
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return False
+    except ChildProcessError:
+        is_child = False
+    except OSError:
+        is_child = False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    stat = Path(f"/proc/{pid}/stat")
-    with contextlib.suppress(OSError):
+    if is_child:
+        return True  # waitpid reports a child only once all its threads are gone
+    try:
         # The state letter follows the parenthesised command name, which may contain spaces.
-        return stat.read_text().rpartition(")")[2].split()[0] != "Z"
-    return True
+        if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            return True
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
+    except (OSError, IndexError):
+        return not Path("/proc/self").exists() or Path(f"/proc/{pid}").exists()
 
 
 def command_line(pid: int) -> list[str] | None:
