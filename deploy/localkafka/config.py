@@ -213,13 +213,22 @@ def log4j2_properties(log_file: Path) -> str:
 
 
 def broker_command(
-    java: str, jars_dir: Path, properties: Path, log4j_config: Path, tmp_dir: Path
+    java: str,
+    jars_dir: Path,
+    properties: Path,
+    log4j_config: Path,
+    tmp_dir: Path,
+    jvm_options: Sequence[str] = JIT_GC_OPTS,
 ) -> list[str]:
-    """The ``java`` command line of one node. ``properties`` (absolute) identifies the process."""
+    """The ``java`` command line of one node. ``properties`` (absolute) identifies the process.
+
+    ``jvm_options`` replace the start-up-friendly defaults (``JIT_GC_OPTS``), e.g. ``()`` to
+    benchmark with the JVM's own compiler and collector; the heap stays capped at 512 MB.
+    """
     return [
         java,
         *HEAP_OPTS,
-        *JIT_GC_OPTS,
+        *jvm_options,
         "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={log4j_config}",
         # zstd-jni and snappy unpack native code into a temp dir; /tmp may be mounted noexec.

@@ -18,12 +18,13 @@ import fcntl
 import logging
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.localkafka import docker, jars, process, storage
 from deploy.localkafka.config import (
+    JIT_GC_OPTS,
     LAYOUT_FILE,
     Layout,
     Node,
@@ -85,7 +86,8 @@ class LocalKafka:
 
     ``progress`` receives short human-readable steps; ``detail`` one line per file Maven
     downloads (first fetch only). ``cache_dir`` holds the fetched jars (default:
-    ``jars.default_cache_dir()``).
+    ``jars.default_cache_dir()``). ``jvm_options`` replace ``config.JIT_GC_OPTS`` (tuned for a
+    fast start on a small machine, not for throughput: pass ``()`` for benchmarks).
     """
 
     def __init__(
@@ -95,11 +97,13 @@ class LocalKafka:
         cache_dir: Path | None = None,
         progress: jars.Progress | None = None,
         detail: jars.Progress | None = None,
+        jvm_options: Sequence[str] = JIT_GC_OPTS,
     ) -> None:
         self.state_dir = state_dir.absolute()
         self.cache_dir = cache_dir
         self._progress = progress or (lambda _message: None)
         self._detail = detail
+        self._jvm_options = tuple(jvm_options)
 
     # --- paths ----------------------------------------------------------------------------------
     def node_dir(self, node: Node) -> Path:
@@ -260,7 +264,7 @@ class LocalKafka:
             directory = self.node_dir(node)
             argv = broker_command(
                 java, jars_dir, self.properties_file(node), directory / "log4j2.properties",
-                directory / "tmp",
+                directory / "tmp", self._jvm_options,
             )  # fmt: skip
             pids[node] = process.start_detached(
                 argv, log_file=self.console_log(node), pid_file=self.pid_file(node), cwd=directory

@@ -156,3 +156,11 @@ def test_pom_pins_kafka_4_1_1_with_the_slf4j_binding() -> None:
     assert "<artifactId>kafka_2.13</artifactId>" in pom
     assert "<artifactId>log4j-slf4j-impl</artifactId>" in pom
     assert "<packaging>pom</packaging>" in pom
+
+
+def test_jvm_options_default_to_a_cheap_start_and_can_be_replaced() -> None:
+    paths = (Path("/jars"), Path("/p"), Path("/l"), Path("/t"))
+    assert "-XX:TieredStopAtLevel=1" in broker_command("java", *paths)
+    plain = broker_command("java", *paths, jvm_options=())
+    assert not any(arg.startswith("-XX:") for arg in plain)
+    assert "-Xmx512m" in plain
