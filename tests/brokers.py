@@ -55,14 +55,13 @@ def container_broker() -> Iterator[str]:
 @contextlib.contextmanager
 def jar_broker(brokers: int = 1, *, extra_config: dict[str, str] | None = None) -> Iterator[str]:
     """A local jar cluster of ``brokers`` nodes on free ports, removed (data too) on exit."""
-    from deploy.localkafka import LocalKafka, layout_on_ports
+    from deploy.localkafka import Layout, LocalKafka, layout_on_ports
     from deploy.localkafka.net import free_ports
 
     with tempfile.TemporaryDirectory(prefix="orderflow-test-kafka-") as tmp:
         ports = free_ports(2 * brokers)
-        layout = layout_on_ports(ports[:brokers], ports[brokers:])
-        if extra_config:
-            layout = type(layout)(layout.nodes, extra_config=extra_config)
+        nodes = layout_on_ports(ports[:brokers], ports[brokers:]).nodes
+        layout = Layout(nodes, extra_config=extra_config or {})
         manager = LocalKafka(Path(tmp))
         try:
             yield manager.up(layout).layout.bootstrap_servers
