@@ -165,8 +165,9 @@ def test_limit_and_rate(dlq_topics, write_dlq, group) -> None:
     paced = replay(settings, DlqFilter(), rate=50, limit=100, group=group, restart=True)
     elapsed = time.monotonic() - started
     assert paced.replayed == 100
-    # 100 records at 50/s: the last one is sent 99/50 = 1.98 s after the first.
-    assert 1.9 < elapsed < 4.0, elapsed
+    # 100 records at 50/s: the last one is sent 99/50 = 1.98 s after the first. The upper
+    # bound only catches a stalled limiter; a busy machine may be slower, never faster.
+    assert 1.9 < elapsed < 20, elapsed
 
 
 def test_replay_edited_validates_and_leaves_the_dlq_alone(dlq_topics, write_dlq) -> None:

@@ -103,18 +103,16 @@ def test_scan_reports_progress_over_every_offset(kafka_settings, unique) -> None
     assert sum(steps) == sum(tail.topic_totals(kafka_settings, [topic]).values()) == 24 + 5
 
 
-def test_tail_reads_stay_cheap_on_a_big_topic(kafka_settings) -> None:
+def test_tail_reads_the_newest_records_of_a_big_topic(kafka_settings) -> None:
+    """What a tail read costs at 1,000,000 records is measured by `make bench`."""
     topic = kafka_settings.topic_main
     create_topics(kafka_settings, [topic], partitions=1)
     write(kafka_settings, topic, [(None, b"x" * 100, [])] * 20_000, partition=0)
     tail.read_tail(kafka_settings, topic, limit_per_partition=5)  # warm the pooled connection
 
-    started = time.perf_counter()
     records = tail.read_tail(kafka_settings, topic, limit_per_partition=5)
-    elapsed = time.perf_counter() - started
 
     assert [r.offset for r in records] == [19_999, 19_998, 19_997, 19_996, 19_995]
-    assert elapsed < 1.0, f"tail read took {elapsed:.2f} s"
 
 
 def test_broker_down_raises_within_the_timeout(tmp_path) -> None:

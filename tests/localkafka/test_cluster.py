@@ -53,7 +53,6 @@ def consume_all(settings, topic: str, expected: set[str], timeout_s: float = 60)
 
 
 def test_three_nodes_survive_a_killed_broker(tmp_path: Path, unique: str) -> None:
-    started = time.monotonic()
     ports = free_ports(6)
     manager = LocalKafka(tmp_path)
     try:
@@ -92,4 +91,3 @@ def test_three_nodes_survive_a_killed_broker(tmp_path: Path, unique: str) -> Non
     finally:
         down = manager.down(purge=True, timeout_s=30)
     assert len(down.stopped) + len(down.killed) == 2 and len(down.stale) == 1
-    assert time.monotonic() - started < 90

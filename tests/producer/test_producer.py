@@ -106,8 +106,9 @@ def test_rate_is_respected(kafka_settings) -> None:
     summary = produce_orders(kafka_settings, generate_orders(60, "success", seed=1), rate=40)
     elapsed = time.monotonic() - started
     assert summary.delivered == 60
-    # 60 records at 40/s: the last is sent at 59/40 = 1.475 s.
-    assert 1.4 < elapsed < 3.0, elapsed
+    # 60 records at 40/s: the last is sent at 59/40 = 1.475 s; never sooner (the upper bound
+    # only catches a stalled limiter).
+    assert 1.4 < elapsed < 20, elapsed
 
 
 def test_broker_down_fails_every_delivery_within_the_timeout(tmp_path) -> None:
