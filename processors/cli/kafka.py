@@ -19,7 +19,7 @@ from deploy.localkafka import (
     fixed_layout,
 )
 from deploy.localkafka.config import DEFAULT_CLIENT_PORT
-from deploy.localkafka.jars import kafka_version
+from deploy.localkafka.jars import ensure_jars, is_cached, kafka_version
 from deploy.localkafka.logs import follow, tail
 from processors.errors import LocalKafkaError
 
@@ -104,6 +104,26 @@ def up(
     if bootstrap != _DEFAULT_BOOTSTRAP:
         click.echo(f"  export ORDERFLOW_BOOTSTRAP_SERVERS={bootstrap}")
     click.echo(f"  logs: orderflow kafka logs   state: {manager.state_dir}")
+
+
+@kafka.command()
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the Kafka jars are cached  "
+    "[default: $XDG_CACHE_HOME/orderflow or ~/.cache/orderflow]",
+)
+def fetch(cache_dir: Path | None) -> None:
+    """Download the pinned Kafka jars from Maven Central (no network I/O once cached)."""
+    console = Console(stderr=True)
+    cached = is_cached(cache_dir)
+    with _progress(console) as (step, detail):
+        step(f"fetching Kafka {kafka_version()} jars with Maven")
+        directory = ensure_jars(cache_dir, progress=detail or step)
+    jar_count = len(list(directory.glob("*.jar")))
+    state = "already cached" if cached else "fetched"
+    click.echo(f"Kafka {kafka_version()}: {jar_count} jars {state} in {directory}")
 
 
 @kafka.command()

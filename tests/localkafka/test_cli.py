@@ -96,3 +96,18 @@ def test_docker_without_an_engine(tmp_path: Path) -> None:
     env = {"PATH": str(tmp_path / "empty-bin")}
     result = run("kafka", "up", "--docker", "--state-dir", str(tmp_path), env=env)
     assert_one_error_line(result, "--docker needs a reachable Docker engine")
+
+
+def test_fetch_without_maven_names_what_to_install(tmp_path: Path) -> None:
+    result = run("kafka", "fetch", "--cache-dir", str(tmp_path), env={"PATH": str(tmp_path)})
+    assert_one_error_line(result, "Maven")
+
+
+@pytest.mark.kafka
+def test_fetch_is_a_no_op_once_cached(kafka_bootstrap: str) -> None:
+    # The session broker has fetched the jars into the default cache by now (or uses Docker /
+    # an external broker, in which case this fetch does the work once).
+    run("kafka", "fetch")
+    result = run("kafka", "fetch", env={"PATH": ""})  # no Maven reachable: must not need it
+    assert result.exit_code == 0, result.output
+    assert "already cached" in result.output
