@@ -10,7 +10,7 @@ from bench.runner import BENCHMARKS, run_benchmarks
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--quick", is_flag=True, help="Smaller sizes (about 3 minutes); skips kill-recovery.")
+@click.option("--quick", is_flag=True, help="Smaller sizes: about 3 minutes instead of about 10.")
 @click.option(
     "--only",
     "only",

@@ -13,7 +13,7 @@ from types import TracebackType
 
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-from bench.support import BenchError, wall_ms
+from bench.support import RDKAFKA_LOGGER, BenchError, wall_ms
 from processors.kafka import clients
 from processors.settings import Settings
 
@@ -85,7 +85,10 @@ class Collector:
     # --- the reading thread (the consumer is used by this thread only) -------------------------
     def _run(self) -> None:
         consumer = clients.consumer(
-            self.settings, f"bench-collector-{uuid.uuid4().hex[:8]}", **{"fetch.wait.max.ms": 50}
+            self.settings,
+            f"bench-collector-{uuid.uuid4().hex[:8]}",
+            logger=RDKAFKA_LOGGER,
+            **{"fetch.wait.max.ms": 50},
         )
         try:
             metadata = consumer.list_topics(timeout=15)

@@ -21,7 +21,15 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from bench.report import Result, fmt
-from bench.support import BenchError, Context, fresh_settings, own_topics, percentile, wall_ms
+from bench.support import (
+    RDKAFKA_LOGGER,
+    BenchError,
+    Context,
+    fresh_settings,
+    own_topics,
+    percentile,
+    wall_ms,
+)
 from dashboard import data
 from dashboard.shape import RecordCounts
 from processors.core import headers as h
@@ -152,6 +160,7 @@ def _fill(settings: Settings, per_topic: int) -> dict[str, Any]:
 
     producer = clients.producer(
         settings,
+        logger=RDKAFKA_LOGGER,
         **{
             "linger.ms": 50,
             "batch.size": 1_000_000,
@@ -223,7 +232,7 @@ def _commit_group_offsets(settings: Settings) -> None:
             TopicPartition(topic, p, max(low, high - behind))
             for p, (low, high) in marks[topic].items()
         ]
-        consumer = clients.consumer(settings, group)
+        consumer = clients.consumer(settings, group, logger=RDKAFKA_LOGGER)
         try:
             _commit(consumer, offsets)
         finally:

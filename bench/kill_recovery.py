@@ -21,7 +21,15 @@ from typing import Any
 
 from bench.collect import Collector, Seen
 from bench.report import Result, fmt
-from bench.support import BenchError, Context, Processor, fresh_settings, own_topics, wall_ms
+from bench.support import (
+    BenchError,
+    Context,
+    Processor,
+    fresh_settings,
+    load_1m,
+    own_topics,
+    wall_ms,
+)
 from processors.producer import generate_orders, produce_orders
 
 NAME = "kill-recovery"
@@ -83,7 +91,8 @@ def run(ctx: Context, params: Params) -> Result:
         "killed after: outcomes visible at the kill; started: the new process (started right "
         "after the kill) logged event=started; processing: processed_at of the first outcome "
         "processed after the kill; visible: that outcome reached a read_committed reader; "
-        "rates: outcomes/s by processed_at before the kill and after it."
+        "rate before: outcomes visible at the kill / time since the first produce; rate after: "
+        "outcomes processed after the kill / span of their processed_at."
     )
     result.data = {"orders": params.orders, "cases": cases}
     return result
@@ -104,6 +113,7 @@ def _case(ctx: Context, params: Params, stable: bool) -> dict[str, Any]:
     first = Processor("main", settings, ctx.workdir, instance_id=instance)
     second = Processor("main", settings, ctx.workdir, instance_id=instance)
     kill_at = WARMUP_ORDERS + int(params.orders * params.kill_after)
+    load_before = load_1m()
     with own_topics(settings), Collector(settings, [processed]) as seen:
         try:
             first.start()
@@ -162,6 +172,7 @@ def _case(ctx: Context, params: Params, stable: bool) -> dict[str, Any]:
         "outcomes": len(outcomes),
         "duplicates": len(outcomes) - distinct,
         "lost": params.orders - distinct,
+        "load_1m": [load_before, load_1m()],
     }
 
 

@@ -24,11 +24,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.collect import Collector, Seen
 from bench.report import Result, fmt
 from bench.support import (
+    RDKAFKA_LOGGER,
     BenchError,
     Context,
     Processor,
     free_port,
     fresh_settings,
+    load_1m,
     own_topics,
     running,
     summary,
@@ -168,6 +170,7 @@ def _steady(ctx: Context, params: Params, interval: float) -> dict[str, Any]:
         "retry", settings, ctx.workdir, instance_id=f"bench-rl-{interval:g}", metrics_port=port
     )
     processed = settings.topic_processed
+    load_before = load_1m()
 
     def alive() -> None:
         main.check_alive()
@@ -219,6 +222,7 @@ def _steady(ctx: Context, params: Params, interval: float) -> dict[str, Any]:
         "visible_after_due": visible_late,
         "after_visible_ms": summary(after_visible),
         "histogram": _histogram(metrics),
+        "load_1m": [load_before, load_1m()],
     }
 
 
@@ -263,7 +267,7 @@ def _produce_retry_records(
 ) -> dict[str, int]:
     """Write retry records as the main processor would after a first failed attempt, in
     order, to one partition: ``(order id, delay ms)``. Returns each one's due time."""
-    producer = clients.producer(settings)
+    producer = clients.producer(settings, logger=RDKAFKA_LOGGER)
     now = wall_ms()
     dues = {}
     errors: list[str] = []

@@ -19,10 +19,8 @@ from rich.console import Console
 from bench import dashboard_refresh, kill_recovery, retry_lateness, throughput
 from bench.broker import own_broker
 from bench.report import LATEST, Result, ResultsFile
-from bench.support import BenchError, Context, load_average, machine
+from bench.support import RDKAFKA_LOGGER, BenchError, Context, load_average, machine
 from processors.errors import OrderflowError
-
-RDKAFKA_LOGGER = "processors.kafka.rdkafka"
 
 
 @dataclass(frozen=True)
@@ -30,7 +28,6 @@ class Benchmark:
     run: Callable[[Context, Any], Result]
     full: Any
     quick: Any
-    in_quick: bool = True  # part of a --quick run unless named with --only
 
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -43,10 +40,9 @@ BENCHMARKS: dict[str, Benchmark] = {
 }
 
 
-def selected(quick: bool, only: Sequence[str]) -> list[str]:
-    if only:
-        return [name for name in BENCHMARKS if name in only]
-    return [name for name, bench in BENCHMARKS.items() if bench.in_quick or not quick]
+def selected(only: Sequence[str]) -> list[str]:
+    """The benchmarks to run, in their usual order: all, or those named with ``--only``."""
+    return [name for name in BENCHMARKS if not only or name in only]
 
 
 @contextlib.contextmanager
@@ -56,7 +52,10 @@ def broker(bootstrap: str | None, console: Console) -> Iterator[str]:
         return
     with contextlib.ExitStack() as stack:
         with console.status("starting a local Kafka broker on free ports…") as status:
-            progress = lambda step: status.update(f"local Kafka: {step}")  # noqa: E731
+
+            def progress(step: str) -> None:
+                status.update(f"local Kafka: {step}")
+
             address = stack.enter_context(own_broker(progress=progress))
         console.print(f"local Kafka broker at {address} (stopped and removed at the end)")
         try:
@@ -64,7 +63,7 @@ def broker(bootstrap: str | None, console: Console) -> Iterator[str]:
         finally:
             # The dashboard functions' pooled clients outlive the broker until exit; their
             # "connection refused" lines would only be noise.
-            logging.getLogger(RDKAFKA_LOGGER).setLevel(logging.CRITICAL)
+            RDKAFKA_LOGGER.setLevel(logging.CRITICAL)
             console.print("stopping the local Kafka broker…")
 
 
@@ -79,7 +78,7 @@ def run_benchmarks(
     """Run the benchmarks; return the exit status (1 if any failed)."""
     console = console or Console(width=None if sys.stdout.isatty() else 150)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    names = selected(quick, only)
+    names = selected(only)
     started = time.monotonic()
     before = machine()
     console.print(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deploy.localkafka.net import free_ports
 from processors.kafka import clients, topics
 from processors.settings import Settings, load_settings
 
 # Processors log their start-up with this event; it is printed once Kafka clients exist.
 STARTED = "event=started"
+# librdkafka's own log lines go through logging (as the library's clients do), not raw stderr.
+RDKAFKA_LOGGER = logging.getLogger("processors.kafka.rdkafka")
 
 
 class BenchError(Exception):
@@ -64,7 +67,7 @@ def own_topics(settings: Settings) -> Iterator[Settings]:
 
 
 def delete_topics(settings: Settings) -> None:
-    admin = clients.admin_client(settings)
+    admin = clients.admin_client(settings, logger=RDKAFKA_LOGGER)
     futures = admin.delete_topics(settings.all_topics, operation_timeout=30, request_timeout=30)
     for future in futures.values():
         with contextlib.suppress(Exception):  # best effort: the broker may be going away
@@ -206,9 +209,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port outside the ephemeral range (see ``deploy.localkafka.net``)."""
+    return free_ports(1)[0]
 
 
 def wall_ms() -> int:
@@ -241,6 +243,11 @@ def summary(values: Sequence[float]) -> dict[str, float]:
 # --- the machine ---------------------------------------------------------------------------------
 def load_average() -> tuple[float, float, float]:
     return os.getloadavg()
+
+
+def load_1m() -> float:
+    """The 1-minute load average: how many processes wanted the 2 cores lately."""
+    return round(os.getloadavg()[0], 2)
 
 
 def machine() -> dict[str, Any]:

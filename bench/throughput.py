@@ -15,7 +15,15 @@ from typing import Any
 
 from bench.collect import Collector, Seen
 from bench.report import Result, fmt
-from bench.support import BenchError, Context, Processor, fresh_settings, own_topics, running
+from bench.support import (
+    BenchError,
+    Context,
+    Processor,
+    fresh_settings,
+    load_1m,
+    own_topics,
+    running,
+)
 from processors.producer import generate_orders, produce_orders
 
 NAME = "throughput"
@@ -28,8 +36,8 @@ class Params:
     # (processing guarantee, commit interval in seconds); 1.0 s is the settings default.
     cases: tuple[tuple[str, float], ...] = (
         ("exactly-once", 1.0),
-        ("exactly-once", 0.2),
         ("at-least-once", 1.0),
+        ("exactly-once", 0.2),
         ("at-least-once", 0.2),
     )
     timeout_s: float = 600.0
@@ -53,6 +61,7 @@ def run(ctx: Context, params: Params) -> Result:
             "orders/CPU-s",
             "peak RSS",
             "dupes",
+            "load",
         ],
     )
     cases = []
@@ -70,6 +79,7 @@ def run(ctx: Context, params: Params) -> Result:
                 fmt(case["orders_per_cpu_s"], 0),
                 fmt(case["main_peak_rss_mib"], 0, " MiB"),
                 str(case["duplicates"]),
+                fmt(case["load_1m"][1], 1),
             ]
         )
         if guarantee == "exactly-once" and case["duplicates"]:
@@ -79,7 +89,8 @@ def run(ctx: Context, params: Params) -> Result:
     result.notes.append(
         "end to end: first produce → N-th distinct outcome visible (read_committed) on "
         "orders.processed; producer: idempotent acks=all producer alone; main CPU: user+system "
-        "CPU of the processor over that window; peak RSS: VmHWM of the processor."
+        "CPU of the processor over that window; peak RSS: VmHWM of the processor; load: 1-minute "
+        "load average at the end of the case."
     )
     return result
 
@@ -92,6 +103,7 @@ def _case(ctx: Context, params: Params, guarantee: str, interval: float) -> dict
     processed = settings.topic_processed
     instance = f"bench-tp-{guarantee}-{interval:g}"
     main = Processor("main", settings, ctx.workdir, instance_id=instance)
+    load_before = load_1m()
     with (
         own_topics(settings),
         running(main),
@@ -142,6 +154,7 @@ def _case(ctx: Context, params: Params, guarantee: str, interval: float) -> dict
         "orders_per_cpu_s": params.orders / cpu if cpu > 0 else None,
         "main_peak_rss_mib": peak_rss,
         "duplicates": duplicates,
+        "load_1m": [load_before, load_1m()],
     }
 
 
