@@ -19,6 +19,13 @@ if TYPE_CHECKING:
 # Quiet librdkafka: no log line per idle poll; errors still surface through callbacks.
 _COMMON: dict[str, Any] = {"log_level": 3}
 
+# Record size limits (bytes, as the broker's max.message.bytes counts them). The retry and DLQ
+# topics take more than the main topic so that any record the main topic accepted still fits
+# after a hop adds its headers (at most ~10 KiB: error message, stack trace, positions).
+# Otherwise an oversized dead letter would be refused and its processor would crash-loop on it.
+MAIN_RECORD_LIMIT = 1_048_588  # Kafka's default
+FAILURE_RECORD_LIMIT = MAIN_RECORD_LIMIT + 256 * 1024
+
 
 def connection_config(settings: Settings) -> dict[str, Any]:
     """librdkafka connection and security properties (the password included, never logged)."""
@@ -120,7 +127,11 @@ def quix_application(
             **_COMMON,
             **(consumer_extra or {}),
         },
-        "producer_extra_config": {**_COMMON, **(producer_extra or {})},
+        "producer_extra_config": {
+            **_COMMON,
+            "message.max.bytes": FAILURE_RECORD_LIMIT,
+            **(producer_extra or {}),
+        },
         **overrides,
     }
     return Application(**options)

@@ -23,7 +23,7 @@ from confluent_kafka.admin import (
 )
 
 from processors.errors import KafkaUnavailableError, TopicDriftError
-from processors.kafka.clients import admin_client
+from processors.kafka.clients import FAILURE_RECORD_LIMIT, MAIN_RECORD_LIMIT, admin_client
 from processors.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ _RETRIABLE = {
     KafkaError.LEADER_NOT_AVAILABLE,
     KafkaError.UNKNOWN_TOPIC_OR_PART,
 }
-MANAGED_CONFIG = ("cleanup.policy", "min.insync.replicas", "retention.ms")
+MANAGED_CONFIG = ("cleanup.policy", "max.message.bytes", "min.insync.replicas", "retention.ms")
 
 
 @dataclass(frozen=True)
@@ -97,19 +97,26 @@ def min_insync_replicas(replication_factor: int) -> int:
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """The topics ``settings`` describe; every one has the main topic's partition count so a
-    record keeps its partition on every hop. ``orders.processed`` only if it has a name."""
+    record keeps its partition on every hop. ``orders.processed`` only if it has a name.
+    Retry and DLQ accept larger records than the main topic: room for the failure headers."""
     rf = settings.replication_factor
     base = {"cleanup.policy": "delete", "min.insync.replicas": str(min_insync_replicas(rf))}
-    retention = [
-        (settings.topic_main, settings.retention_main_ms),
-        (settings.topic_retry, settings.retention_retry_ms),
-        (settings.topic_dlq, settings.retention_dlq_ms),
+    topics = [
+        (settings.topic_main, settings.retention_main_ms, MAIN_RECORD_LIMIT),
+        (settings.topic_retry, settings.retention_retry_ms, FAILURE_RECORD_LIMIT),
+        (settings.topic_dlq, settings.retention_dlq_ms, FAILURE_RECORD_LIMIT),
     ]
     if settings.topic_processed:
-        retention.append((settings.topic_processed, settings.retention_processed_ms))
+        processed = settings.retention_processed_ms
+        topics.append((settings.topic_processed, processed, MAIN_RECORD_LIMIT))
     return [
-        TopicSpec(name, settings.partitions, rf, {**base, "retention.ms": str(ms)})
-        for name, ms in retention
+        TopicSpec(
+            name,
+            settings.partitions,
+            rf,
+            {**base, "retention.ms": str(ms), "max.message.bytes": str(limit)},
+        )
+        for name, ms, limit in topics
     ]
 
 

@@ -39,6 +39,10 @@ def test_specs_are_explicit_and_share_the_partition_count() -> None:
         assert spec.config["min.insync.replicas"] == "2"
     assert int(specs["orders.dlq"].config["retention.ms"]) >= 14 * DAY_MS
     assert int(specs["orders.retry"].config["retention.ms"]) >= 7 * DAY_MS
+    # Room for failure headers on the hops: retry and DLQ take larger records than main.
+    main_limit = int(specs["orders.v1"].config["max.message.bytes"])
+    for name in ("orders.retry", "orders.dlq"):
+        assert int(specs[name].config["max.message.bytes"]) >= main_limit + 64 * 1024
 
 
 def test_no_processed_topic_when_its_name_is_empty() -> None:
