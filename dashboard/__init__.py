@@ -1,0 +1,1 @@
+"""orderflow dashboard: the Streamlit app (entry point ``dashboard/app.py``)."""

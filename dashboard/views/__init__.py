@@ -1,0 +1,1 @@
+"""The dashboard's pages; each renders only (collection lives in ``dashboard.data``)."""
