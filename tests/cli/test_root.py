@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -12,7 +13,7 @@ from processors.cli import SUBCOMMANDS, cli
 
 
 def run(*args: str, env: dict[str, str] | None = None):
-    return CliRunner().invoke(cli, list(args), env=env)
+    return CliRunner().invoke(cli, list(args), env=env, prog_name="orderflow")
 
 
 def test_root_help_lists_subcommands():
@@ -21,14 +22,29 @@ def test_root_help_lists_subcommands():
     assert "orderflow" in result.output
 
 
-@pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
-def test_every_built_subcommand_has_help(name):
-    command = cli.get_command(None, name)  # type: ignore[arg-type]
-    if command is None:
-        pytest.skip(f"{name} is not built in this checkout")
-    result = run(name, "--help")
+def command_paths() -> list[tuple[str, ...]]:
+    """Every command and subcommand, e.g. ("dlq", "replay"), walking the click groups."""
+    paths: list[tuple[str, ...]] = []
+
+    def walk(command: click.Command, path: tuple[str, ...]) -> None:
+        paths.append(path)
+        if isinstance(command, click.Group):
+            for name in command.list_commands(None):  # type: ignore[arg-type]
+                walk(command.get_command(None, name), (*path, name))  # type: ignore[arg-type]
+
+    for name in SUBCOMMANDS:
+        command = cli.get_command(None, name)  # type: ignore[arg-type]
+        assert command is not None, f"subcommand {name} does not load"
+        walk(command, (name,))
+    return paths
+
+
+@pytest.mark.parametrize("path", command_paths(), ids=" ".join)
+def test_every_command_has_help(path):
+    result = run(*path, "--help")
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
+    assert f"orderflow {' '.join(path)}" in result.output
 
 
 def test_unknown_subcommand_is_a_usage_error():
