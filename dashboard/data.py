@@ -164,13 +164,18 @@ def dead_letters(
     settings: Settings,
     flt: DlqFilter | None,
     limit: int,
-    max_scan: int = DLQ_MAX_SCAN,
+    max_scan: int | None = None,
     timeout_s: float | None = None,
 ) -> tuple[list[DeadLetter], bool]:
     """The newest ``limit`` dead letters matching ``flt``, newest first, and whether every
-    candidate was looked at (``False``: older matches may exist beyond ``max_scan`` offsets)."""
+    candidate was looked at (``False``: exactly ``max_scan`` offsets, default
+    ``DLQ_MAX_SCAN``, were read and older matches may exist beyond them)."""
     return dlq.search_dead_letters(
-        settings, flt, limit, max_scan=max_scan, timeout_s=_timeout(timeout_s, 2)
+        settings,
+        flt,
+        limit,
+        max_scan=DLQ_MAX_SCAN if max_scan is None else max_scan,
+        timeout_s=_timeout(timeout_s, 2),
     )
 
 

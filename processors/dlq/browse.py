@@ -25,12 +25,16 @@ def search_dead_letters(
     *,
     max_scan: int | None = DEFAULT_MAX_SCAN,
     timeout_s: float = 10.0,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[list[DeadLetter], bool]:
     """The newest ``limit`` matching dead letters, and whether the search covered every
-    candidate offset (``False`` when it stopped at ``max_scan`` offsets or the timeout).
+    candidate offset (``False`` when it stopped at ``max_scan`` offsets).
 
     Reads backwards from the end of each partition in growing pages, never the whole topic
-    unless the filter matches that little and ``max_scan`` is ``None``.
+    unless the filter matches that little and ``max_scan`` is ``None``. At most ``max_scan``
+    offsets are read in all (markers included): the last page is cut to what is left of it, so
+    an incomplete search covered exactly ``max_scan``. ``progress`` receives the offsets each
+    page covers. A page cut short by ``timeout_s`` still counts as covered.
     """
     flt = flt or DlqFilter()
     if limit <= 0:
@@ -42,22 +46,27 @@ def search_dead_letters(
     page = max(limit, 100)
     scanned = 0
     while True:
-        window = {
-            p: (max(bounds[p][0], cursor[p] - page), cursor[p])
+        wanted = {
+            p: min(page, cursor[p] - bounds[p][0])
             for p in bounds
             if cursor[p] > bounds[p][0] and len(found[p]) < limit
         }
-        if not window:
+        if not wanted:
             complete = True
             break
         if max_scan is not None and scanned >= max_scan:
             complete = False
             break
+        sizes = wanted if max_scan is None else _share(wanted, max_scan - scanned)
+        window = {p: (cursor[p] - n, cursor[p]) for p, n in sizes.items() if n > 0}
         for record in tail.read_ranges(settings, settings.topic_dlq, window, timeout_s):
             letter = DeadLetter.from_record(record)
             if flt.matches(letter):
                 found[record.partition].append(letter)
-        scanned += sum(end - start for start, end in window.values())
+        covered = sum(sizes.values())
+        scanned += covered
+        if progress is not None:
+            progress(covered)
         cursor.update({p: start for p, (start, _) in window.items()})
         page *= 2
     letters = [letter for group in found.values() for letter in group]
@@ -65,6 +74,18 @@ def search_dead_letters(
     if not complete:
         logger.info("dlq_list=partial scanned=%d filter=%r", scanned, flt.describe())
     return letters[:limit], complete
+
+
+def _share(wanted: dict[int, int], budget: int) -> dict[int, int]:
+    """``wanted`` offsets per partition, cut so they add up to at most ``budget``: each
+    partition gets an even share of what is left, smallest wants first, so none is wasted."""
+    if sum(wanted.values()) <= budget:
+        return wanted
+    sizes = {}
+    for i, (partition, want) in enumerate(sorted(wanted.items(), key=lambda item: item[::-1])):
+        sizes[partition] = min(want, budget // (len(wanted) - i))
+        budget -= sizes[partition]
+    return sizes
 
 
 def list_dead_letters(

@@ -61,6 +61,20 @@ def test_dlq_page_lists_dead_letters(live: Settings) -> None:
     assert len(at.dataframe[0].value) == 3
 
 
+def test_dlq_page_says_how_far_it_searched(live: Settings, monkeypatch) -> None:
+    from dashboard import data
+
+    monkeypatch.setattr(data, "DLQ_MAX_SCAN", 40)
+    dead = [(h.DLQ_REASON, b"non_retryable"), (h.ATTEMPTS, b"1")]
+    write(live, live.topic_dlq, [(f"ord-{i}".encode(), b"{}", dead) for i in range(60)])
+    at = new_app().run()
+    at.switch_page("views/dlq.py").run()
+    at.text_input(key="dlq_order_id").input("no-such-order").run()
+    assert not at.exception and not at.error
+    [line] = [md.value for md in at.markdown if md.value.startswith("**0** dead letters")]
+    assert "searched the newest 40 offsets only" in line
+
+
 def test_overview_renders_counts(live: Settings) -> None:
     at = new_app().run()
     assert not at.exception and not at.error

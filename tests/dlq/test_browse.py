@@ -52,6 +52,29 @@ def test_search_is_bounded(dlq_topics, write_dlq) -> None:
     assert [d.order_id for d in found] == ["needle"] and complete
 
 
+def test_search_reads_at_most_max_scan_offsets(dlq_topics, write_dlq) -> None:
+    settings = dlq_topics
+    write_dlq([dead_letter(settings, order_id="needle", dlq_at=T0)], partition=0)
+    for partition, count in ((0, 149), (1, 150), (2, 150)):
+        hay = [dead_letter(settings, order_id=f"hay{partition}-{i}") for i in range(count)]
+        write_dlq(hay, partition=partition)
+    needle = DlqFilter(order_id="needle")
+
+    def search(max_scan: int | None) -> tuple[list[str], bool, int]:
+        covered: list[int] = []
+        found, complete = search_dead_letters(
+            settings, needle, 5, max_scan=max_scan, progress=covered.append
+        )
+        return [d.order_id for d in found], complete, sum(covered)
+
+    # 250: less than the first page (100 per partition); 400: part of the second page.
+    assert search(250) == ([], False, 250)
+    assert search(400) == ([], False, 400)
+    assert search(449)[1:] == (False, 449)  # one offset short of all 450
+    assert search(450) == (["needle"], True, 450)
+    assert search(None) == (["needle"], True, 450)
+
+
 def test_get_by_location(dlq_topics, write_dlq) -> None:
     settings = dlq_topics
     write_dlq([dead_letter(settings, order_id=f"g{i}") for i in range(3)], partition=2)
