@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from processors.errors import KafkaUnavailableError
-from processors.kafka import clients, tail
+from processors.kafka import cached, tail
 from processors.settings import Settings
 
 # Lags up to this size are verified by reading the few records behind them: a transactional
 # writer leaves a commit marker after its last record, which would otherwise show as a lag of 1
 # forever on an idle partition.
 EXACT_LAG_LIMIT = 20
-
-_admins: dict[tuple, AdminClient] = {}
-_admins_lock = threading.Lock()
-
-
-def _admin(settings: Settings) -> AdminClient:
-    key = tuple(sorted((k, str(v)) for k, v in clients.connection_config(settings).items()))
-    with _admins_lock:
-        admin = _admins.get(key)
-        if admin is None:
-            admin = _admins[key] = clients.admin_client(settings)
-        return admin
 
 
 def committed_offsets(
@@ -52,7 +38,8 @@ def _committed(
         return result
     request = [ConsumerGroupTopicPartitions(group, partitions)]
     try:
-        future = _admin(settings).list_consumer_group_offsets(request, request_timeout=timeout_s)
+        admin = cached.admin(settings)
+        future = admin.list_consumer_group_offsets(request, request_timeout=timeout_s)
         answer = future[group].result(timeout=timeout_s + 1)
     except KafkaException as exc:
         error = exc.args[0] if exc.args else exc

@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from processors.errors import KafkaUnavailableError
-from processors.kafka import clients
+from processors.kafka import cached
+from processors.kafka.cached import RDKAFKA_LOGGER as RDKAFKA_LOGGER  # short-lived clients use it
 from processors.settings import Settings
 
 logger = logging.getLogger(__name__)
-# librdkafka's log lines (refused connections …) go through logging instead of raw stderr.
-RDKAFKA_LOGGER = logging.getLogger("processors.kafka.rdkafka")
 
 # One group id for every read-only client. It is never subscribed with and never committed to,
 # so the broker never stores a group for it.
@@ -79,23 +78,18 @@ class _ConsumerPool:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._idle: dict[tuple, list[Consumer]] = {}
-
-    @staticmethod
-    def _key(settings: Settings) -> tuple:
-        return tuple(sorted((k, str(v)) for k, v in clients.connection_config(settings).items()))
+        self._idle: dict[cached.ConnectionKey, list[Consumer]] = {}
 
     @contextmanager
     def borrow(self, settings: Settings) -> Iterator[Consumer]:
-        key = self._key(settings)
+        key = cached.connection_key(settings)
         with self._lock:
             idle = self._idle.get(key, [])
             consumer = idle.pop() if idle else None
         if consumer is None:
-            consumer = clients.consumer(
+            consumer = cached.reader(
                 settings,
                 TAIL_GROUP_ID,
-                logger=RDKAFKA_LOGGER,
                 **{
                     "enable.partition.eof": True,
                     # short long-polls: a pooled reader is idle between calls, and a pending

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import TopicPartition
 
+from processors.errors import KafkaUnavailableError
 from processors.kafka import clients, groups
+from processors.settings import load_settings
 from tests.dlq.support import create_topics, group_ids, write
+from tests.producer.test_producer import closed_port
 
 pytestmark = pytest.mark.kafka
 
@@ -49,3 +52,21 @@ def test_transaction_marker_is_not_lag(kafka_settings, unique) -> None:
     assert groups.group_lag(kafka_settings, group, [topic]) == {topic: {0: 0}}
     _commit(kafka_settings, group, topic, {0: 2})
     assert groups.group_lag(kafka_settings, group, [topic]) == {topic: {0: 2}}
+
+
+def test_broker_gone_gives_one_line_and_no_raw_librdkafka_output(
+    tmp_path, capfd, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = load_settings(bootstrap_servers=f"127.0.0.1:{closed_port()}", state_dir=tmp_path)
+    with pytest.raises(KafkaUnavailableError, match=r"^cannot read metadata of t-gone: .*\Z"):
+        groups.group_lag(settings, "g-gone", ["t-gone"], timeout_s=1)
+    # That stops at the watermark read. The cached admin client, which a dashboard keeps when
+    # its broker goes away, is asked for the group's offsets: twice, as two refreshes would.
+    marks = {"t-gone": {0: (0, 1)}}
+    for _ in range(2):
+        with pytest.raises(KafkaUnavailableError, match=r"^cannot read offsets of group g-gone"):
+            groups._committed(settings, "g-gone", marks, timeout_s=1)
+    assert "%3|" not in capfd.readouterr().err
+    logged = [r.getMessage() for r in caplog.records if r.name == "processors.kafka.rdkafka"]
+    # an AdminClient is a producer handle to librdkafka: its lines are logged, not lost
+    assert any("rdkafka#producer" in line and "Connection refused" in line for line in logged)
