@@ -115,7 +115,7 @@ def live() -> None:
                         y=alt.Y("reason:N", sort="-x", title=None, axis=alt.Axis(labelLimit=240)),
                         tooltip=["reason", "count"],
                     )
-                    .properties(height=40 + 28 * len(reasons))
+                    .properties(height=alt.Step(28))  # a fixed band per reason
                 )
                 st.altair_chart(bars, width="stretch")
         st.caption(f"Updated {ui.clock()}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -80,3 +81,16 @@ def test_overview_renders_counts(live: Settings) -> None:
     assert not at.exception and not at.error
     metrics = {metric.label: metric.value for metric in at.metric}
     assert metrics["main"] == "0" and metrics["waiting for retry"] == "0"
+
+
+def test_overview_gives_each_dlq_reason_a_band_of_its_own(live: Settings) -> None:
+    dead = [(b"a", b"{}", [(h.DLQ_REASON, b"non_retryable")])] * 3
+    dead += [(b"b", b"{}", [(h.DLQ_REASON, b"deserialization_failed")])]
+    write(live, live.topic_dlq, dead)
+    at = new_app().run()
+    assert not at.exception and not at.error
+    specs = [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
+    [bars] = [spec for spec in specs if spec["mark"]["type"] == "bar"]
+    # A fixed height is the whole chart's (Streamlit fits it): the axis took most of it and two
+    # reasons got 12 px bands with overlapping labels. A step is per bar, however many there are.
+    assert isinstance(bars["height"], dict) and bars["height"].get("step", 0) >= 24, bars["height"]
