@@ -9,7 +9,9 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.server import Command, Users
-from pyinfra.operations import docker, files, server
+from pyinfra.operations import files, server
+
+from deploy.tasks.compose import compose_project
 
 DEPLOY_DIR = Path(__file__).resolve().parent.parent
 data = host.data
@@ -76,31 +78,14 @@ files.directory(
     mode="750",
 )
 
-files.directory(
-    name="Create the Kafka compose project directory",
-    path=data.kafka_home,
-    user="root",
-    group="root",
-    mode="755",
-)
-
-files.put(
-    name="Upload the Kafka compose file",
-    src=str(DEPLOY_DIR / "files" / "kafka-compose.yaml"),
-    dest=f"{data.kafka_home}/compose.yaml",
-    user="root",
-    group="root",
-    mode="644",
-)
-
-files.template(
-    name="Render this node's Kafka settings",
-    src=str(DEPLOY_DIR / "templates" / "kafka.env.j2"),
-    # `.env` in the project directory: compose reads it for every command run there.
-    dest=f"{data.kafka_home}/.env",
-    user="root",
-    group="root",
-    mode="600",
+compose_project(
+    home=data.kafka_home,
+    project_name="orderflow-kafka",
+    compose_file=DEPLOY_DIR / "files" / "kafka-compose.yaml",
+    env_template=DEPLOY_DIR / "templates" / "kafka.env.j2",
+    subject="Kafka",
+    settings="this node's Kafka settings",
+    service="the Kafka node",
     kafka_home=data.kafka_home,
     kafka_image=data.kafka_image,
     node_id=data.kafka_node_id,
@@ -113,12 +98,4 @@ files.template(
     min_isr=data.kafka_min_isr,
     data_dir=data.kafka_data_dir,
     heap_size=data.kafka_heap_size,
-)
-
-# Always invoked: compose recreates the container only when the resolved compose file or .env
-# changed, and starts it if it is down (which also recovers from a half-finished earlier run).
-docker.compose(
-    name="Start the Kafka node (recreated only when its compose file or settings changed)",
-    project_directory=data.kafka_home,
-    project_name="orderflow-kafka",
 )

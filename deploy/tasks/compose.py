@@ -1,0 +1,66 @@
+"""One docker compose project on a host: its directory, compose file, `.env`, and `up -d`.
+
+kafka.py and console.py each run one. A plain function, not a `pyinfra.api.deploy`: that
+decorator would prefix every operation name with its own ("… | Compose project | Start …").
+"""
+
+from pathlib import Path
+from typing import Any
+
+from pyinfra.operations import docker, files
+
+
+def compose_project(
+    *,
+    home: str,
+    project_name: str,
+    compose_file: Path,
+    env_template: Path,
+    subject: str,
+    settings: str,
+    service: str,
+    **env: Any,
+) -> None:
+    """Run the compose project ``project_name`` from ``home`` on the current host.
+
+    Uploads ``compose_file`` as ``home``/compose.yaml and renders ``env_template`` with ``env``
+    to ``home``/.env (mode 600: it may hold secrets), both owned by root, then runs
+    ``docker compose up -d`` there. Operation names: "Create the {subject} compose project
+    directory", "Upload the {subject} compose file", "Render {settings}", "Start {service}
+    (recreated only when its compose file or settings changed)".
+    """
+    files.directory(
+        name=f"Create the {subject} compose project directory",
+        path=home,
+        user="root",
+        group="root",
+        mode="755",
+    )
+
+    files.put(
+        name=f"Upload the {subject} compose file",
+        src=str(compose_file),
+        dest=f"{home}/compose.yaml",
+        user="root",
+        group="root",
+        mode="644",
+    )
+
+    files.template(
+        name=f"Render {settings}",
+        src=str(env_template),
+        # `.env` in the project directory: compose reads it for every command run there.
+        dest=f"{home}/.env",
+        user="root",
+        group="root",
+        mode="600",
+        **env,
+    )
+
+    # Always invoked: compose recreates the container only when the resolved compose file or
+    # .env changed, and starts it if it is down (which also recovers from a half-finished run).
+    docker.compose(
+        name=f"Start {service} (recreated only when its compose file or settings changed)",
+        project_directory=home,
+        project_name=project_name,
+    )
