@@ -38,7 +38,8 @@ def _lines(frame: pd.DataFrame, value: str) -> alt.Chart:
         .mark_line(point=len(frame) < 40)
         .encode(
             x=alt.X("time:T", title=None, axis=alt.Axis(format="%H:%M:%S")),
-            y=alt.Y(f"{value}:Q", title=value.replace("_", " ")),
+            # "~" trims trailing zeros: an idle stream reads 0, not 0.000000.
+            y=alt.Y(f"{value}:Q", title=value.replace("_", " "), axis=alt.Axis(format=",.2~f")),
             color=alt.Color("topic:N", title="stage", scale=ui.stage_colors(order)),
             tooltip=["time:T", "topic:N", f"{value}:Q"],
         )
