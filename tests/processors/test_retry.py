@@ -224,7 +224,8 @@ def test_long_delay_does_not_block_a_shorter_one_behind_it(run: Run) -> None:
     [long] = run.processed[b"hol-long"]
     short_at, long_at = short.json["processed_at"], long.json["processed_at"]
     assert short_at >= run.marks["hol-short"]
-    assert short_at - run.marks["hol-short"] < 500
+    # Not held behind the long one: done before the long one was even due. (How late after its
+    # own due time it ran depends on the machine's load; the bench measures that.)
     assert short_at < run.marks["hol-long"]
     assert long_at >= run.marks["hol-long"]
     print(
@@ -235,13 +236,21 @@ def test_long_delay_does_not_block_a_shorter_one_behind_it(run: Run) -> None:
 
 def test_garbage_headers_are_handled_deliberately(run: Run) -> None:
     s = run.settings
+    # The processor logs the due time it set, relative to when it read the record: exact,
+    # unlike the test's clock before producing (producing and fetching take what they take).
+    adjusted = dict(
+        re.findall(r"note=(due_invalid|due_clamped) .*?due_in_ms=(-?\d+)", run.retry.log)
+    )
     # unreadable due time: due at once
+    assert adjusted.get("due_invalid") == "0", run.retry.log[-3000:]
     [garbage_due] = run.processed[b"due-garbage"]
-    assert garbage_due.json["processed_at"] - run.marks["direct"] < 2000
     # a due time ten years ahead: clamped to backoff_max_ms (3 s) after it was read
+    assert adjusted.get("due_clamped") == str(LONG_DELAY_MS), run.retry.log[-3000:]
     [far] = run.processed[b"due-far"]
     waited = far.json["processed_at"] - run.marks["direct"]
-    assert LONG_DELAY_MS - 100 <= waited < LONG_DELAY_MS + 3000
+    assert waited >= LONG_DELAY_MS  # read after it was produced, then 3 s more
+    # same partition, read first and due at once: done before the other one's 3 s are up
+    assert garbage_due.json["processed_at"] < far.json["processed_at"]
     # attempts beyond the maximum: one more try (it succeeds here)
     [beyond] = run.processed[b"att-99"]
     assert beyond.json["attempts"] == 100
