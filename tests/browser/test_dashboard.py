@@ -132,9 +132,17 @@ def test_permanent_failure_to_dlq_then_edited_replay_is_processed(
     # --- pause stops the live updates, resume restarts them -------------------------------------
     updated = page.get_by_text(re.compile(r"^Updated \d"))
     page.get_by_text("Pause live updates").click()
-    page.wait_for_timeout(1500)  # let the rerun that applies the pause finish
-    paused_text = updated.text_content()
-    page.wait_for_timeout(4500)  # more than two refresh intervals
+    # The rerun that applies the pause may take a while on a busy machine: wait until the
+    # timestamp holds still for more than two refresh intervals (it never would if pausing
+    # did not work), then check it stays still.
+    paused_text, deadline = updated.text_content(), time.monotonic() + 30
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(4500)
+        now_text = updated.text_content()
+        if now_text == paused_text:
+            break
+        paused_text = now_text
+    page.wait_for_timeout(4500)
     assert updated.text_content() == paused_text
     page.get_by_text("Pause live updates").click()
     expect(updated).not_to_have_text(paused_text or "", timeout=10_000)
