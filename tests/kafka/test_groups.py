@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -59,6 +60,8 @@ def test_transaction_marker_is_not_lag(kafka_settings, unique) -> None:
 def test_broker_gone_gives_one_line_and_no_raw_librdkafka_output(
     tmp_path, capfd, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # The CLI commands quiet this logger in their process; a CliRunner test may have left it so.
+    caplog.set_level(logging.DEBUG, logger=cached.RDKAFKA_LOGGER.name)
     settings = load_settings(bootstrap_servers=f"127.0.0.1:{closed_port()}", state_dir=tmp_path)
     with pytest.raises(KafkaUnavailableError, match=r"^cannot read metadata of t-gone: .*\Z"):
         groups.group_lag(settings, "g-gone", ["t-gone"], timeout_s=1)
