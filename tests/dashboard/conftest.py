@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from streamlit import config
 from streamlit.testing.v1 import AppTest
 
 from dashboard import data
+from deploy.localkafka.net import free_ports
 from processors.settings import Settings
 
 APP = str(Path(__file__).parents[2] / "dashboard" / "app.py")
@@ -33,10 +33,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nothing listens on, outside the ephemeral range (a client retrying an
+    ephemeral one can be handed it as its own source port and connect to itself)."""
+    [port] = free_ports(1)
+    return port
 
 
 @pytest.fixture(autouse=True)

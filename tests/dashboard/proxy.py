@@ -10,6 +10,8 @@ import socket
 import threading
 from contextlib import suppress
 
+from deploy.localkafka.net import free_ports
+
 
 class Proxy:
     """Forwards ``127.0.0.1:port`` to ``target`` while up; refuses connections while down."""
@@ -17,9 +19,9 @@ class Proxy:
     def __init__(self, target: str) -> None:
         host, _, port = target.rpartition(":")
         self.target = (host, int(port))
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        # Not an ephemeral port: while the proxy is down, a client's connection to one can be
+        # given that very port as its source and connect to itself, a "broker" that never answers.
+        [self.port] = free_ports(1)
         self._server: socket.socket | None = None
         self._links: list[socket.socket] = []
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import socket
 import time
 import uuid
 from datetime import datetime
 
 import pytest
 
+from deploy.localkafka.net import free_ports
 from processors.core import headers as h
 from processors.core.order import EVENT_TYPE, parse_order
 from processors.errors import InvalidOrderError, KafkaUnavailableError
@@ -24,9 +24,10 @@ RFC3339_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
 def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nothing listens on, outside the ephemeral range (a client retrying an
+    ephemeral one can be handed it as its own source port and connect to itself)."""
+    [port] = free_ports(1)
+    return port
 
 
 def assert_cloudevent(headers: list[tuple[str, bytes]], source: str) -> dict[str, str]:
