@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from orderflow_infra.hosts import HostSpec, architecture, launch_instance, ubuntu_ami
+from orderflow_infra.hosts import HostSpec, launch_instance
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,7 @@ class AppHosts(pulumi.ComponentResource):
         self, name: str, args: AppHostsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("orderflow:apps:AppHosts", name, None, opts)
-        spec = HostSpec(
-            ami=ubuntu_ami(architecture(args.instance_type), self),
-            instance_type=args.instance_type,
-            security_group_id=args.security_group_id,
-            instance_profile=args.instance_profile,
-            key_name=args.key_name,
-        )
+        spec = HostSpec.for_hosts(args, parent=self)
         self.hosts: list[AppHost] = []
         for i in range(1, args.app_count + 1):
             host = f"app-{i}"

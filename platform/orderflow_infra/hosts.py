@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 import pulumi
 import pulumi_aws as aws
@@ -48,6 +49,26 @@ class HostSpec:
     security_group_id: pulumi.Input[str]
     instance_profile: pulumi.Input[str]
     key_name: pulumi.Input[str] | None = None
+
+    @classmethod
+    def for_hosts(cls, args: _HostArgs, parent: pulumi.Resource) -> HostSpec:
+        """The spec for a component's args, with the Ubuntu image for their architecture."""
+        return cls(
+            ami=ubuntu_ami(architecture(args.instance_type), parent),
+            instance_type=args.instance_type,
+            security_group_id=args.security_group_id,
+            instance_profile=args.instance_profile,
+            key_name=args.key_name,
+        )
+
+
+class _HostArgs(Protocol):
+    """What ``HostSpec.for_hosts`` reads from a component's args dataclass."""
+
+    instance_type: str
+    security_group_id: pulumi.Input[str]
+    instance_profile: pulumi.Input[str]
+    key_name: pulumi.Input[str] | None
 
 
 def launch_instance(

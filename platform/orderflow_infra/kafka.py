@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from orderflow_infra.hosts import DATA_DEVICE, HostSpec, architecture, launch_instance, ubuntu_ami
+from orderflow_infra.hosts import DATA_DEVICE, HostSpec, launch_instance
 
 
 @dataclass(frozen=True)
@@ -45,13 +45,7 @@ class KafkaCluster(pulumi.ComponentResource):
     ) -> None:
         super().__init__("orderflow:kafka:KafkaCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        spec = HostSpec(
-            ami=ubuntu_ami(architecture(args.instance_type), self),
-            instance_type=args.instance_type,
-            security_group_id=args.security_group_id,
-            instance_profile=args.instance_profile,
-            key_name=args.key_name,
-        )
+        spec = HostSpec.for_hosts(args, parent=self)
         self.nodes: list[KafkaNode] = []
         for node_id in range(1, args.broker_count + 1):
             host = f"kafka-{node_id}"
