@@ -20,9 +20,23 @@ pytestmark = [pytest.mark.browser, pytest.mark.kafka, pytest.mark.slow]
 ROW_HEIGHT = 35  # Streamlit's dataframe rows and header, in CSS pixels
 
 
+# Sidebar link → the page's own title. Waiting for *a* heading is not enough: the previous
+# page's heading is still on screen right after the click, and a form filled then goes to the
+# previous page (both DLQ and Trace have an "Order id" input).
+PAGE_TITLES = {
+    "Overview": "Overview",
+    "Produce": "Produce",
+    "DLQ": "Dead letters",
+    "Trace": "Order trace",
+    "Topics": "Topics",
+}
+
+
 def open_page(page, name: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).click()
-    page.get_by_role("heading", level=1).first.wait_for()
+    page.get_by_role("heading", level=1, name=PAGE_TITLES[name], exact=True).wait_for()
+    # Elements of the previous page linger, marked stale, until the new page's run ends.
+    expect(page.locator('[data-stale="true"]')).to_have_count(0, timeout=30_000)
 
 
 def select_option(page, label: str, option: str) -> None:
