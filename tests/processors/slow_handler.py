@@ -1,21 +1,24 @@
-"""A test handler: the first call for an order whose id ends in ``-slow`` stalls longer than
-the test's transaction timeout (1 s) plus the broker's 10 s expiry check, with 5 s to spare for a
-busy broker (12 s left one). Once per working directory (a marker file), so a restarted
-processor does not stall again. Otherwise the built-in handler."""
+"""A test handler: an order whose id ends in ``-slow`` stalls longer than the test's transaction
+timeout (1 s) plus the broker's 10 s expiry check, with 5 s to spare for a busy broker (12 s left
+one). Only in the first process run in a working directory (a marker file holds its pid), so a
+restarted processor does not stall again. Otherwise the built-in handler."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 from processors.core.order import Order
 from processors.handler import HandlerContext, handle_order
 
-MARKER = Path("stalled-once")
+MARKER = Path("stalling-pid")
 
 
 def handle(order: Order, ctx: HandlerContext) -> None:
-    if order.order_id.endswith("-slow") and not MARKER.exists():
-        MARKER.touch()
-        time.sleep(16)
+    if order.order_id.endswith("-slow"):
+        if not MARKER.exists():
+            MARKER.write_text(str(os.getpid()))
+        if MARKER.read_text() == str(os.getpid()):
+            time.sleep(16)
     handle_order(order, ctx)

@@ -355,7 +355,11 @@ def test_a_transaction_outliving_its_timeout_fences_and_the_restart_resumes(
     retry = start_processor(s, "retry", instance_id="r1", **options)
     retry.wait_for_log("event=assigned")
     now = int(time.time() * 1000)
-    names = [f"t-{i}" for i in range(60)] + ["t-slow"] + [f"u-{i}" for i in range(60)]
+    # A stall fences only while a transaction is open. Should a checkpoint land just before
+    # t-slow, its own output opens one and v-slow, processed in the same pass, stalls inside it.
+    names = [f"{p}-{i}" for p in "tuv" for i in range(60)]
+    names[60:60] = ["t-slow"]
+    names[121:121] = ["v-slow"]
     produce(
         s,
         [(n.encode(), order(n).to_json_bytes(), retry_headers(now, b"0"), 0) for n in names],
