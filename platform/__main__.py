@@ -2,13 +2,13 @@
 output contract (see docs/cloud.md and deploy/stack-outputs.sample.json)."""
 
 import pulumi
-from orderflow_infra.config import DEFAULTS, ConfigError, parse_config
+from orderflow_infra.config import DEFAULTS, REMOVED, ConfigError, parse_config
 from orderflow_infra.program import build
 
 
 def main() -> None:
     config = pulumi.Config()
-    raw = {key: config.get(key) for key in DEFAULTS}
+    raw = {key: config.get(key) for key in [*DEFAULTS, *REMOVED]}
     raw["region"] = raw["region"] or pulumi.Config("aws").get("region")
     try:
         stack_config = parse_config(raw)

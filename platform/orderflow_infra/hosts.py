@@ -10,8 +10,12 @@ import pulumi
 import pulumi_aws as aws
 
 #: Ubuntu 24.04 ships the SSM agent (Session Manager is our default way in); Debian 12 does not.
-UBUNTU_OWNER = "099720109477"  # Canonical
-UBUNTU_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{arch}-server-*"
+UBUNTU_RELEASE = "24.04"
+#: Canonical publishes its current AMI ids as SSM public parameters in every partition (no owner
+#: id to hard-code, which differs in China and GovCloud).
+UBUNTU_AMI_PARAMETER = (
+    "/aws/service/canonical/ubuntu/server/{release}/stable/current/{arch}/hvm/ebs-gp3/ami-id"
+)
 SSH_USER = "ubuntu"
 ROOT_VOLUME_GB = 30
 DATA_DEVICE = "/dev/sdf"  # shows up as /dev/nvme1n1 on Nitro; find it by volume id
@@ -26,18 +30,13 @@ def architecture(instance_type: str) -> str:
 
 
 def ubuntu_ami(arch: str, parent: pulumi.Resource) -> pulumi.Output[str]:
-    """The newest Canonical Ubuntu 24.04 AMI id for ``arch`` in the provider's region."""
-    ami = aws.ec2.get_ami_output(
-        most_recent=True,
-        owners=[UBUNTU_OWNER],
-        filters=[
-            aws.ec2.GetAmiFilterArgs(name="name", values=[UBUNTU_NAME.format(arch=arch)]),
-            aws.ec2.GetAmiFilterArgs(name="virtualization-type", values=["hvm"]),
-            aws.ec2.GetAmiFilterArgs(name="root-device-type", values=["ebs"]),
-        ],
+    """The current Canonical Ubuntu AMI id for ``arch`` in the provider's region."""
+    parameter = aws.ssm.get_parameter_output(
+        name=UBUNTU_AMI_PARAMETER.format(release=UBUNTU_RELEASE, arch=arch),
         opts=pulumi.InvokeOutputOptions(parent=parent),
     )
-    return ami.id
+    # A public String parameter: the plain value, not a secret.
+    return parameter.insecure_value
 
 
 @dataclass(frozen=True)
@@ -71,28 +70,50 @@ class _HostArgs(Protocol):
     key_name: pulumi.Input[str] | None
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where one instance goes: a ``subnet`` (AWS picks its address) or a ``network_interface``
+    of its own (a stable private IP across replacements); extra ``security_group_ids``; and
+    what must exist before it boots (``depends_on``)."""
+
+    subnet: aws.ec2.Subnet | None = None
+    network_interface: aws.ec2.NetworkInterface | None = None
+    security_group_ids: tuple[pulumi.Input[str], ...] = ()
+    depends_on: tuple[pulumi.Resource, ...] = ()
+
+
 def launch_instance(
     resource_name: str,
     host_name: str,
     spec: HostSpec,
-    subnet: aws.ec2.Subnet,
-    public_ip: bool,
+    placement: Placement,
     parent: pulumi.Resource,
 ) -> aws.ec2.Instance:
     """An instance with IMDSv2 required (hop limit 1, so containers cannot reach instance
-    credentials), an encrypted gp3 root volume and the SSM instance profile.
+    credentials), an encrypted gp3 root volume and the SSM instance profile. It never has a
+    public IP of its own (the UI host gets an Elastic IP when asked).
 
-    ``ami`` changes are ignored: a newer Ubuntu image must not replace a running broker.
+    ``ami`` and ``key_name`` changes are ignored: a newer Ubuntu image or a new SSH key must not
+    replace a running host (docs/cloud.md says how to roll either). A host on its own network
+    interface is deleted before its replacement is created: the interface holds one instance.
     """
+    own_interface = placement.network_interface is not None
     return aws.ec2.Instance(
         resource_name,
         ami=spec.ami,
         instance_type=spec.instance_type,
-        subnet_id=subnet.id,
-        vpc_security_group_ids=[spec.security_group_id],
+        subnet_id=None if own_interface else placement.subnet.id,  # type: ignore[union-attr]
+        vpc_security_group_ids=None
+        if own_interface
+        else [spec.security_group_id, *placement.security_group_ids],
+        associate_public_ip_address=None if own_interface else False,
+        primary_network_interface=aws.ec2.InstancePrimaryNetworkInterfaceArgs(
+            network_interface_id=placement.network_interface.id  # type: ignore[union-attr]
+        )
+        if own_interface
+        else None,
         iam_instance_profile=spec.instance_profile,
         key_name=spec.key_name,
-        associate_public_ip_address=public_ip,
         metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
             http_endpoint="enabled",
             http_tokens="required",
@@ -106,5 +127,10 @@ def launch_instance(
             tags={"Name": f"orderflow-{host_name}-root"},
         ),
         tags={"Name": f"orderflow-{host_name}", "orderflow:host": host_name},
-        opts=pulumi.ResourceOptions(parent=parent, ignore_changes=["ami"]),
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            ignore_changes=["ami", "key_name"],
+            depends_on=list(placement.depends_on),
+            delete_before_replace=own_interface,
+        ),
     )

@@ -2,7 +2,8 @@
 
 Pure functions over plain values, so the exact strings are unit-tested without Pulumi.
 Top-level keys: hosts, bootstrap_servers, dashboard_url, console_url, ssh_commands,
-ssm_commands, region. Every host record has the same keys (null where they do not apply).
+ssm_commands, region, kafka_cluster_id. Every host record has the same keys (null where they
+do not apply).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ CONTRACT_KEYS = (
     "ssh_commands",
     "ssm_commands",
     "region",
+    "kafka_cluster_id",
 )
 HOST_KEYS = (
     "name",
@@ -37,10 +39,8 @@ UI_HOST = "app-1"  # the dashboard and Redpanda Console run on the first app hos
 
 @dataclass(frozen=True)
 class Exposure:
-    """Which ports the stack opened to allowedCidrs (from StackConfig)."""
+    """What the stack opened to allowedCidrs besides the dashboard's load balancer."""
 
-    public_dashboard: bool = False
-    public_console: bool = False
     ssh_enabled: bool = False
 
 
@@ -73,15 +73,19 @@ def bootstrap_servers(hosts: list[dict[str, Any]]) -> str:
     return ",".join(f"{h['private_ip']}:{KAFKA_CLIENT_PORT}" for h in brokers)
 
 
-def ssm_session(instance_id: str, region: str) -> str:
-    """A Session Manager shell on the instance."""
-    return f"aws ssm start-session --target {instance_id} --region {region}"
+def ssm_session(instance_id: str, region: str, document: str) -> str:
+    """A Session Manager shell on the instance, with the stack's session preferences
+    (``document``: logged to CloudWatch, encrypted with the stack's KMS key)."""
+    return (
+        f"aws ssm start-session --target {instance_id} --region {region} --document-name {document}"
+    )
 
 
 def ssm_port_forward(instance_id: str, region: str, port: int) -> str:
     """Forward localhost:``port`` to the same port on the instance."""
     return (
-        f"{ssm_session(instance_id, region)} --document-name AWS-StartPortForwardingSession "
+        f"aws ssm start-session --target {instance_id} --region {region} "
+        "--document-name AWS-StartPortForwardingSession "
         f"--parameters portNumber={port},localPortNumber={port}"
     )
 
@@ -98,28 +102,35 @@ def ssh_command(host: dict[str, Any], region: str, direct: bool) -> str:
     return f"ssh -o ProxyCommand='{proxy}' {SSH_USER}@{host['instance_id']}"
 
 
-def service_url(ui_host: dict[str, Any], port: int, public: bool) -> str:
-    """The public URL when the port is open to allowedCidrs, else the SSM-forwarded localhost."""
-    if public and ui_host["public_ip"]:
-        return f"http://{ui_host['public_ip']}:{port}"
-    return f"http://localhost:{port}"
+def contract(
+    region: str,
+    hosts: list[dict[str, Any]],
+    exposure: Exposure,
+    session_document: str,
+    kafka_cluster_id: str,
+    dashboard_url: str | None = None,
+) -> dict[str, Any]:
+    """All stack outputs, keyed by CONTRACT_KEYS, from the resolved host records.
 
-
-def contract(region: str, hosts: list[dict[str, Any]], exposure: Exposure) -> dict[str, Any]:
-    """All stack outputs, keyed by CONTRACT_KEYS, from the resolved host records."""
+    ``dashboard_url`` is the public HTTPS load balancer's when there is one; otherwise both UIs
+    are reached on localhost through SSM port forwarding.
+    """
     ui = next(h for h in hosts if h["name"] == UI_HOST)
     return {
         "hosts": hosts,
         "bootstrap_servers": bootstrap_servers(hosts),
-        "dashboard_url": service_url(ui, DASHBOARD_PORT, exposure.public_dashboard),
-        "console_url": service_url(ui, CONSOLE_PORT, exposure.public_console),
+        "dashboard_url": dashboard_url or f"http://localhost:{DASHBOARD_PORT}",
+        "console_url": f"http://localhost:{CONSOLE_PORT}",
         "ssh_commands": {h["name"]: ssh_command(h, region, exposure.ssh_enabled) for h in hosts},
         "ssm_commands": {
-            "sessions": {h["name"]: ssm_session(h["instance_id"], region) for h in hosts},
+            "sessions": {
+                h["name"]: ssm_session(h["instance_id"], region, session_document) for h in hosts
+            },
             "port_forwarding": {
                 "dashboard": ssm_port_forward(ui["instance_id"], region, DASHBOARD_PORT),
                 "console": ssm_port_forward(ui["instance_id"], region, CONSOLE_PORT),
             },
         },
         "region": region,
+        "kafka_cluster_id": kafka_cluster_id,
     }

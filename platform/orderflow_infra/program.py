@@ -9,6 +9,7 @@ import pulumi_aws as aws
 
 from orderflow_infra.apps import AppHosts, AppHostsArgs
 from orderflow_infra.config import StackConfig
+from orderflow_infra.dashboard import PublicDashboard, PublicDashboardArgs
 from orderflow_infra.identity import InstanceIdentity, InstanceIdentityArgs
 from orderflow_infra.kafka import KafkaCluster, KafkaClusterArgs
 from orderflow_infra.network import Network, NetworkArgs
@@ -29,7 +30,13 @@ def build(cfg: StackConfig, stack: str) -> dict[str, pulumi.Output[Any]]:
 
     network = Network(
         "orderflow",
-        NetworkArgs(region=cfg.region, az_count=cfg.az_count, nat_gateway=cfg.nat_gateway),
+        NetworkArgs(
+            region=cfg.region,
+            az_count=cfg.az_count,
+            nat_gateway=cfg.nat_gateway,
+            instance_types=(cfg.kafka_instance_type, cfg.app_instance_type),
+            ui_public=cfg.ssh_enabled,
+        ),
         opts,
     )
     groups = SecurityGroups(
@@ -38,13 +45,14 @@ def build(cfg: StackConfig, stack: str) -> dict[str, pulumi.Output[Any]]:
             vpc_id=network.vpc.id,
             allowed_cidrs=cfg.allowed_cidrs,
             public_dashboard=cfg.public_dashboard,
-            public_console=cfg.public_console,
             ssh_enabled=cfg.ssh_enabled,
         ),
         opts,
     )
     identity = InstanceIdentity(
-        "orderflow", InstanceIdentityArgs(ssh_public_key=cfg.ssh_public_key), opts
+        "orderflow",
+        InstanceIdentityArgs(stack=stack, region=cfg.region, ssh_public_key=cfg.ssh_public_key),
+        opts,
     )
     kafka = KafkaCluster(
         "kafka",
@@ -56,6 +64,7 @@ def build(cfg: StackConfig, stack: str) -> dict[str, pulumi.Output[Any]]:
             security_group_id=groups.broker.id,
             instance_profile=identity.profile.name,
             key_name=identity.key_name,
+            depends_on=(*identity.ready, *network.private_ready),
         ),
         opts,
     )
@@ -64,34 +73,58 @@ def build(cfg: StackConfig, stack: str) -> dict[str, pulumi.Output[Any]]:
         AppHostsArgs(
             app_count=cfg.app_count,
             instance_type=cfg.app_instance_type,
-            subnets=network.public_subnets if cfg.public_access else network.private_subnets,
+            subnets=network.private_subnets,
+            ui_subnet=network.ui_subnet,
             security_group_id=groups.app.id,
+            ui_security_group_id=groups.ui.id,
             instance_profile=identity.profile.name,
-            public_ip=cfg.public_access,
+            public_ip=cfg.ssh_enabled,
             key_name=identity.key_name,
+            depends_on=(*identity.ready, *network.private_ready),
+            ui_depends_on=(*identity.ready, *network.ui_ready),
         ),
         opts,
     )
+    dashboard_url: pulumi.Output[str] | None = None
+    if cfg.public_dashboard:
+        assert cfg.dashboard_certificate_arn and groups.lb  # parse_config guarantees both
+        dashboard_url = PublicDashboard(
+            "dashboard",
+            PublicDashboardArgs(
+                certificate_arn=cfg.dashboard_certificate_arn,
+                vpc_id=network.vpc.id,
+                subnets=network.public_subnets,
+                security_group_id=groups.lb.id,
+                ui_instance=apps.hosts[0].instance,
+            ),
+            opts,
+        ).url
 
     records = [
         pulumi.Output.all(
             n.instance.id,
-            n.instance.private_ip,
-            n.instance.public_ip,
+            n.network_interface.private_ip,
             n.instance.availability_zone,
             n.data_volume.id,
         ).apply(
-            lambda v, n=n: host_record(n.name, "kafka", v[0], v[1], v[2], v[3], n.node_id, v[4])
+            lambda v, n=n: host_record(n.name, "kafka", v[0], v[1], None, v[2], n.node_id, v[3])
         )
         for n in kafka.nodes
     ] + [
         pulumi.Output.all(
-            h.instance.id, h.instance.private_ip, h.instance.public_ip, h.instance.availability_zone
+            h.instance.id,
+            h.instance.private_ip,
+            h.eip.public_ip if h.eip else None,
+            h.instance.availability_zone,
         ).apply(lambda v, h=h: host_record(h.name, "app", v[0], v[1], v[2], v[3]))
         for h in apps.hosts
     ]
-    exposure = Exposure(cfg.public_dashboard, cfg.public_console, cfg.ssh_enabled)
-    outputs = pulumi.Output.all(*records).apply(
-        lambda hosts: contract(cfg.region, list(hosts), exposure)
+    exposure = Exposure(ssh_enabled=cfg.ssh_enabled)
+    outputs = pulumi.Output.all(
+        pulumi.Output.all(*records), identity.session_document.name, dashboard_url
+    ).apply(
+        lambda v: contract(
+            cfg.region, list(v[0]), exposure, v[1], cfg.kafka_cluster_id, dashboard_url=v[2]
+        )
     )
     return {key: outputs.apply(lambda o, key=key: o[key]) for key in CONTRACT_KEYS}

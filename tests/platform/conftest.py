@@ -54,8 +54,17 @@ class AwsMocks(pulumi.runtime.Mocks):
         self.calls: list[pulumi.runtime.MockCallArgs] = []
         self._ids = itertools.count(1)
         self._subnets: dict[str, dict[str, Any]] = {}
+        self._interfaces: dict[str, dict[str, Any]] = {}
         self._host_numbers: dict[str, itertools.count] = {}
         self.region = "eu-central-1"
+        # (instance type, AZ) pairs EC2 offers; None: every type in every zone.
+        self.offerings: list[tuple[str, str]] | None = None
+        self.zones = "abc"  # AZ suffixes the region reports as opt-in-free
+
+    def _address(self, subnet_id: str) -> str:
+        network = ipaddress.ip_network(self._subnets[subnet_id]["cidrBlock"])
+        counter = self._host_numbers.setdefault(subnet_id, itertools.count(11))
+        return str(network.network_address + next(counter))
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         n = next(self._ids)
@@ -68,16 +77,38 @@ class AwsMocks(pulumi.runtime.Mocks):
         elif args.typ == "aws:ec2/subnet:Subnet":
             rid = f"subnet-{n:05d}"
             self._subnets[rid] = inputs
+        elif args.typ == "aws:ec2/networkInterface:NetworkInterface":
+            rid = f"eni-0{n:016x}"
+            state["privateIp"] = self._address(inputs["subnetId"])
+            self._interfaces[rid] = state
         elif args.typ == "aws:ec2/instance:Instance":
             rid = f"i-0{n:016x}"
-            subnet = self._subnets[inputs["subnetId"]]
-            network = ipaddress.ip_network(subnet["cidrBlock"])
-            counter = self._host_numbers.setdefault(inputs["subnetId"], itertools.count(11))
-            state["privateIp"] = str(network.network_address + next(counter))
-            state["availabilityZone"] = subnet["availabilityZone"]
+            if "primaryNetworkInterface" in inputs:
+                interface = self._interfaces[
+                    inputs["primaryNetworkInterface"]["networkInterfaceId"]
+                ]
+                subnet_id = interface["subnetId"]
+                state["privateIp"] = interface["privateIp"]
+            else:
+                subnet_id = inputs["subnetId"]
+                state["privateIp"] = self._address(subnet_id)
+            state["subnetId"] = subnet_id
+            state["availabilityZone"] = self._subnets[subnet_id]["availabilityZone"]
             state["publicIp"] = (
                 f"198.51.100.{n % 250}" if inputs.get("associatePublicIpAddress") else ""
             )
+        elif args.typ == "aws:ec2/eip:Eip":
+            rid = f"eipalloc-0{n:016x}"
+            state["publicIp"] = f"203.0.113.{n % 250}"
+        elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
+            state["name"] = args.name
+            state["arn"] = f"arn:aws:logs:{self.region}:{MOCK_ACCOUNT}:log-group:{args.name}"
+        elif args.typ == "aws:kms/key:Key":
+            state["keyId"] = f"key-{n:05d}"
+            state["arn"] = f"arn:aws:kms:{self.region}:{MOCK_ACCOUNT}:key/key-{n:05d}"
+        elif args.typ == "aws:lb/loadBalancer:LoadBalancer":
+            state["dnsName"] = f"{args.name}-{n}.{self.region}.elb.amazonaws.com"
+            state["arn"] = f"arn:aws:elasticloadbalancing:{self.region}:{MOCK_ACCOUNT}:lb/{n}"
         elif args.typ == "aws:ebs/volume:Volume":
             rid = f"vol-0{n:016x}"
         elif args.typ == "aws:ec2/securityGroup:SecurityGroup":
@@ -97,12 +128,33 @@ class AwsMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
         self.calls.append(args)
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            names = [f"{self.region}{s}" for s in "abc"]
-            return {"id": self.region, "names": names, "zoneIds": names, "state": "available"}
-        if args.token == "aws:ec2/getAmi:getAmi":
-            return {"id": "ami-0123456789abcdef0", "architecture": "x86_64"}
+            zones = [f"{self.region}{z}" for z in self.zones]
+            return {"id": self.region, "names": zones, "zoneIds": zones, "state": "available"}
+        if args.token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
+            (wanted,) = [f["values"] for f in args.args["filters"] if f["name"] == "instance-type"]
+            zones = [f"{self.region}{z[-1]}" for z in "abcdef"]
+            pairs = self.offerings or [(t, z) for t in wanted for z in zones]
+            pairs = [(t, z) for t, z in pairs if t in wanted]
+            return {
+                "id": self.region,
+                "instanceTypes": [t for t, _ in pairs],
+                "locations": [z for _, z in pairs],
+                "locationTypes": ["availability-zone"] * len(pairs),
+            }
+        if args.token == "aws:ssm/getParameter:getParameter":
+            arch = args.args["name"].split("/")[-4]
+            ami = {"amd64": "ami-0123456789abcdef0", "arm64": "ami-0fedcba9876543210"}[arch]
+            return {
+                "id": args.args["name"],
+                "name": args.args["name"],
+                "type": "String",
+                "value": ami,
+                "insecureValue": ami,
+            }
         if args.token == "aws:index/getPartition:getPartition":
             return {"id": "aws", "partition": "aws", "dnsSuffix": "amazonaws.com"}
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"id": MOCK_ACCOUNT, "accountId": MOCK_ACCOUNT, "arn": "arn", "userId": "u"}
         raise AssertionError(f"unexpected invoke {args.token}")
 
 
@@ -121,6 +173,35 @@ class RecordingMonitor(MockMonitor):
         return super().RegisterResource(request)
 
 
+@dataclass(frozen=True)
+class Options:
+    """A resource's options as the program passed them (mocks never see them): explicit
+    ``depends_on`` as (type, name) pairs, and the replacement-related flags."""
+
+    depends_on: frozenset[tuple[str, str]]
+    delete_before_replace: bool
+    ignore_changes: tuple[str, ...]
+    replace_on_changes: tuple[str, ...]
+    retain_on_delete: bool
+
+
+OPTIONS: dict[tuple[str, str], Options] = {}
+
+
+def record_options(args: pulumi.ResourceTransformationArgs) -> None:
+    """A stack transformation: called client-side for every resource, under mocks too, with
+    the options the program gave it (merged with its parent's)."""
+    opts = args.opts
+    OPTIONS[(args.type_, args.name)] = Options(
+        depends_on=frozenset((d._type, d._name) for d in (opts.depends_on or [])),  # type: ignore[union-attr]
+        delete_before_replace=bool(opts.delete_before_replace),
+        ignore_changes=tuple(opts.ignore_changes or ()),
+        replace_on_changes=tuple(opts.replace_on_changes or ()),
+        retain_on_delete=bool(opts.retain_on_delete),
+    )
+    return None
+
+
 MOCKS = AwsMocks()
 MONITOR = RecordingMonitor(MOCKS)
 pulumi.runtime.set_mocks(MOCKS, project="orderflow", stack="test", preview=False, monitor=MONITOR)
@@ -135,6 +216,13 @@ class Deployment:
     calls: list[pulumi.runtime.MockCallArgs] = field(default_factory=list)
     parents: dict[tuple[str, str], str] = field(default_factory=dict)
     ignore_changes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    options: dict[tuple[str, str], Options] = field(default_factory=dict)
+
+    def named(self, typ: str, name: str) -> Recorded:
+        return next(r for r in self.resources if r.typ == typ and r.name == name)
+
+    def options_of(self, resource: Recorded) -> Options:
+        return self.options[(resource.typ, resource.name)]
 
     def of_type(self, typ: str) -> list[Recorded]:
         return [r for r in self.resources if r.typ == typ]
@@ -154,15 +242,24 @@ def quiet_pulumi_aws() -> Iterator[None]:
         yield
 
 
-def run_program(cfg: StackConfig) -> Deployment:
-    """Run the program under mocks to completion (every registration awaited) and return it."""
+def run_program(
+    cfg: StackConfig, zones: str = "abc", offerings: list[tuple[str, str]] | None = None
+) -> Deployment:
+    """Run the program under mocks to completion (every registration awaited) and return it.
+    ``zones`` (AZ suffixes) and ``offerings`` script what EC2 reports (default: every type
+    everywhere)."""
     MOCKS.reset()
+    MOCKS.zones, MOCKS.offerings = zones, offerings
     MONITOR.parents.clear()
     MONITOR.ignore_changes.clear()
+    OPTIONS.clear()
     resolved: dict[str, Any] = {}
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:
+        root = pulumi.runtime.get_root_resource()
+        if record_options not in (root._transformations or []):  # type: ignore[union-attr]
+            pulumi.runtime.register_stack_transformation(record_options)
         outputs = build(cfg, "test")
         return pulumi.Output.all(**outputs).apply(resolved.update)
 
@@ -174,10 +271,11 @@ def run_program(cfg: StackConfig) -> Deployment:
         list(MOCKS.calls),
         dict(MONITOR.parents),
         dict(MONITOR.ignore_changes),
+        dict(OPTIONS),
     )
 
 
-BASE_CONFIG = {"region": "eu-central-1"}
+BASE_CONFIG = {"region": "eu-central-1", "kafkaClusterId": "ZljhLFr_RvuBvx_LI3XmUg"}
 
 
 @pytest.fixture(scope="session")

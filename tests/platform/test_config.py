@@ -7,18 +7,28 @@ from pathlib import Path
 
 import pytest
 import yaml
-from orderflow_infra.config import DEFAULTS, ConfigError, StackConfig, parse_config
+from orderflow_infra.config import (
+    DEFAULTS,
+    ConfigError,
+    StackConfig,
+    new_cluster_id,
+    parse_config,
+)
 
-REGION = {"region": "eu-central-1"}
+CLUSTER_ID = "ZljhLFr_RvuBvx_LI3XmUg"
+REGION = {"region": "eu-central-1", "kafkaClusterId": CLUSTER_ID}
 
 
 def test_defaults_are_private_three_brokers_with_nat() -> None:
     cfg = parse_config(REGION)
-    assert cfg == StackConfig(region="eu-central-1")
+    assert cfg == StackConfig(region="eu-central-1", kafka_cluster_id=CLUSTER_ID)
     assert (cfg.broker_count, cfg.app_count, cfg.az_count) == (3, 1, 3)
     assert not cfg.public_access
     assert cfg.allowed_cidrs == ()
     assert cfg.nat_gateway
+
+
+CERT = "arn:aws:acm:eu-central-1:123456789012:certificate/0b1c2d3e-aaaa-bbbb-cccc-0123456789ab"
 
 
 def test_full_config_parses_json_lists_maps_and_flags() -> None:
@@ -29,8 +39,9 @@ def test_full_config_parses_json_lists_maps_and_flags() -> None:
             "appCount": "2",
             "kafkaInstanceType": "m7g.large",
             "dataVolumeGb": "250",
-            "allowedCidrs": '["203.0.113.7/32", "2001:db8::/48", "198.51.100.9"]',
+            "allowedCidrs": '["203.0.113.7/32", "198.51.100.9", "10.20.0.0/16"]',
             "publicDashboard": "true",
+            "dashboardCertificateArn": CERT,
             "sshEnabled": "yes",
             "natGateway": "false",
             "sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample me@laptop",
@@ -38,8 +49,9 @@ def test_full_config_parses_json_lists_maps_and_flags() -> None:
         }
     )
     assert (cfg.broker_count, cfg.app_count, cfg.az_count) == (1, 2, 2)
-    assert cfg.allowed_cidrs == ("203.0.113.7/32", "2001:db8::/48", "198.51.100.9/32")
-    assert cfg.public_dashboard and cfg.ssh_enabled and not cfg.public_console
+    assert cfg.allowed_cidrs == ("203.0.113.7/32", "198.51.100.9/32", "10.20.0.0/16")
+    assert cfg.public_dashboard and cfg.ssh_enabled
+    assert cfg.dashboard_certificate_arn == CERT
     assert cfg.public_access and not cfg.nat_gateway
     assert cfg.ssh_public_key is not None and cfg.ssh_public_key.startswith("ssh-ed25519 ")
     assert dict(cfg.tags) == {"team": "payments", "cost-center": "42"}
@@ -69,15 +81,31 @@ def test_config_is_frozen() -> None:
         ({"allowedCidrs": '["10.1.2.3/24"]'}, "did you mean 10.1.2.0/24?"),
         ({"allowedCidrs": '["0.0.0.0/0"]'}, "'0.0.0.0/0' opens the port to the whole internet"),
         ({"allowedCidrs": '["::/0"]'}, "'::/0' opens the port to the whole internet"),
+        ({"allowedCidrs": '["2001:db8::/48"]'}, "is IPv6: the VPC has no IPv6"),
+        ({"allowedCidrs": '["10.0.0.0/8"]'}, "'10.0.0.0/8' is wider than /16"),
+        ({"allowedCidrs": '["128.0.0.0/1"]'}, "'128.0.0.0/1' is wider than /16"),
+        ({"allowedCidrs": '["10.0.0.0/15"]'}, "'10.0.0.0/15' is wider than /16"),
         ({"allowedCidrs": "203.0.113.7/32"}, "allowedCidrs must be a JSON list"),
         ({"allowedCidrs": '{"a": 1}'}, "allowedCidrs must be a list"),
         ({"allowedCidrs": "[7]"}, "allowedCidrs entries must be strings, got 7"),
         ({"publicDashboard": "true"}, "allowedCidrs is required when publicDashboard is on"),
-        ({"publicConsole": "true"}, "allowedCidrs is required when publicConsole is on"),
         (
-            {"sshEnabled": "true", "publicConsole": "on"},
-            "allowedCidrs is required when publicConsole, sshEnabled is on",
+            {"sshEnabled": "true", "publicDashboard": "on"},
+            "allowedCidrs is required when publicDashboard, sshEnabled is on",
         ),
+        (
+            {"publicDashboard": "true", "allowedCidrs": '["203.0.113.7/32"]'},
+            "dashboardCertificateArn is required when publicDashboard is on",
+        ),
+        ({"dashboardCertificateArn": "my-cert"}, "'my-cert' is not an ACM certificate ARN"),
+        ({"publicConsole": "true"}, "publicConsole was removed: Redpanda Console has no login"),
+        ({"publicConsole": "false"}, "publicConsole was removed"),
+        ({"kafkaInstanceType": "t2.large"}, "t2.large is a Xen instance type: it has no NVMe"),
+        ({"kafkaInstanceType": "m4.xlarge"}, "m4.xlarge is a Xen instance type"),
+        ({"kafkaInstanceType": "i3.2xlarge"}, "i3.2xlarge is a Xen instance type"),
+        ({"kafkaClusterId": ""}, "kafkaClusterId is required: deploy/cloud.sh up generates one"),
+        ({"kafkaClusterId": "not a uuid"}, "kafkaClusterId 'not a uuid' is not a Kafka cluster id"),
+        ({"kafkaClusterId": "-ljhLFr_RvuBvx_LI3XmUg"}, "is not a Kafka cluster id"),
         ({"natGateway": "maybe"}, "natGateway must be true or false, got 'maybe'"),
         ({"sshPublicKey": "hello"}, "sshPublicKey must be an OpenSSH public key line"),
         ({"tags": '{"aws:owner": "me"}'}, "tags.aws:owner: the aws: prefix is reserved"),
@@ -95,27 +123,25 @@ def test_invalid_config_fails_with_one_clear_line(raw: dict[str, str], message: 
 
 def test_region_is_required() -> None:
     with pytest.raises(ConfigError, match=r"^region is required \(pulumi config set region"):
-        parse_config({})
+        parse_config({"kafkaClusterId": CLUSTER_ID})
 
 
 def test_whole_internet_is_rejected_even_next_to_valid_cidrs() -> None:
     with pytest.raises(ConfigError, match="whole internet"):
-        parse_config(
-            {**REGION, "publicConsole": "true", "allowedCidrs": '["203.0.113.7/32", "::/0"]'}
-        )
+        parse_config({**REGION, "sshEnabled": "true", "allowedCidrs": '["203.0.113.7/32", "::/0"]'})
 
 
 def test_allowed_cidrs_are_normalised_and_deduplicated() -> None:
     cfg = parse_config(
-        {**REGION, "allowedCidrs": '["203.0.113.7", "203.0.113.7/32", "2001:DB8::/32"]'}
+        {**REGION, "allowedCidrs": '["203.0.113.7", "203.0.113.7/32", " 198.51.100.0/24"]'}
     )
-    assert cfg.allowed_cidrs == ("203.0.113.7/32", "2001:db8::/32")
+    assert cfg.allowed_cidrs == ("203.0.113.7/32", "198.51.100.0/24")
 
 
 def test_example_stack_config_documents_every_key_and_validates() -> None:
     example = Path(__file__).resolve().parents[2] / "platform" / "Pulumi.example.yaml"
     values = yaml.safe_load(example.read_text())["config"]
-    assert {key.removeprefix("orderflow:") for key in values} == set(DEFAULTS)
+    assert {key.removeprefix("orderflow:") for key in values} == set(DEFAULTS) - {"kafkaClusterId"}
 
     def as_pulumi_config_get(value: object) -> str:  # what pulumi.Config().get returns
         if isinstance(value, list | dict):
@@ -123,6 +149,25 @@ def test_example_stack_config_documents_every_key_and_validates() -> None:
         return str(value).lower() if isinstance(value, bool) else str(value)
 
     cfg = parse_config(
-        {k.removeprefix("orderflow:"): as_pulumi_config_get(v) for k, v in values.items()}
+        {
+            **{k.removeprefix("orderflow:"): as_pulumi_config_get(v) for k, v in values.items()},
+            "kafkaClusterId": CLUSTER_ID,  # cloud.sh generates it, never a shared example value
+        }
     )
     assert cfg.broker_count == 3 and not cfg.public_access and cfg.allowed_cidrs
+
+
+@pytest.mark.parametrize("instance_type", ["i3.metal", "m7i.large", "t3.large", "c5.xlarge"])
+def test_nitro_instance_types_are_accepted_for_brokers(instance_type: str) -> None:
+    assert parse_config({**REGION, "kafkaInstanceType": instance_type}).kafka_instance_type
+
+
+def test_app_hosts_may_be_xen_they_have_no_data_volume() -> None:
+    assert parse_config({**REGION, "appInstanceType": "t2.medium"}).app_instance_type == "t2.medium"
+
+
+def test_new_cluster_ids_are_kafka_shaped_and_distinct() -> None:
+    ids = {new_cluster_id() for _ in range(200)}
+    assert len(ids) == 200
+    for cluster_id in ids:
+        assert parse_config({**REGION, "kafkaClusterId": cluster_id}).kafka_cluster_id == cluster_id

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from orderflow_infra.hosts import UBUNTU_OWNER, architecture
+from orderflow_infra.hosts import architecture
 
 INSTANCE = "aws:ec2/instance:Instance"
 CONFIGS = [{"brokerCount": "1"}, {"brokerCount": "3", "appCount": "2"}]
@@ -33,30 +33,29 @@ def test_every_volume_is_encrypted(deploy, raw) -> None:
     assert all(v.inputs["encrypted"] is True for v in volumes)
 
 
-def test_instances_use_the_ssm_profile_and_the_looked_up_ami(deploy) -> None:
+def ami_parameters(d) -> list[str]:
+    return sorted(c.args["name"] for c in d.calls if c.token == "aws:ssm/getParameter:getParameter")
+
+
+def test_instances_use_the_ssm_profile_and_canonicals_ssm_ami_parameter(deploy) -> None:
     d = deploy()
     profile = d.of_type("aws:iam/instanceProfile:InstanceProfile")[0]
-    amis = [c for c in d.calls if c.token == "aws:ec2/getAmi:getAmi"]
-    assert amis, "AMI must be looked up, not hard-coded"
-    for call in amis:
-        assert call.args["owners"] == [UBUNTU_OWNER]
-        names = next(f["values"] for f in call.args["filters"] if f["name"] == "name")
-        assert names[0].startswith("ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-")
-        assert call.args["mostRecent"] is True
+    assert not [c for c in d.calls if c.token == "aws:ec2/getAmi:getAmi"], "no owner-id lookup"
+    assert set(ami_parameters(d)) == {
+        "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
+    }
     for instance in d.of_type(INSTANCE):
         assert instance.inputs["iamInstanceProfile"] == profile.state["name"]
-        assert instance.inputs["ami"] == "ami-0123456789abcdef0"
+        assert instance.inputs["ami"] == "ami-0123456789abcdef0"  # the parameter's value
         assert "keyName" not in instance.inputs
 
 
 def test_graviton_instance_types_get_the_arm64_image(deploy) -> None:
     d = deploy(kafkaInstanceType="m7g.large")
-    names = sorted(
-        next(f["values"] for f in c.args["filters"] if f["name"] == "name")[0]
-        for c in d.calls
-        if c.token == "aws:ec2/getAmi:getAmi"
-    )
-    assert ["-amd64-" in names[0], "-arm64-" in names[1]] == [True, True]
+    assert ["/amd64/" in n or "/arm64/" in n for n in ami_parameters(d)] == [True, True]
+    assert {"/amd64/" in n for n in ami_parameters(d)} == {True, False}
+    amis = {i.inputs["tags"]["orderflow:host"]: i.inputs["ami"] for i in d.of_type(INSTANCE)}
+    assert amis["kafka-1"] == "ami-0fedcba9876543210" and amis["app-1"] == "ami-0123456789abcdef0"
 
 
 @pytest.mark.parametrize(
@@ -76,9 +75,18 @@ def test_architecture_from_instance_type(instance_type: str, arch: str) -> None:
     assert architecture(instance_type) == arch
 
 
-def test_a_newer_image_never_replaces_a_running_host(deploy) -> None:
+def test_a_newer_image_or_a_new_key_never_replaces_a_running_host(deploy) -> None:
     d = deploy()
     instances = d.of_type(INSTANCE)
     assert instances
     for instance in instances:
-        assert d.ignore_changes[(instance.typ, instance.name)] == ["ami"], instance.name
+        # What the engine receives (the SDK translates key_name to the provider's keyName).
+        assert d.ignore_changes[(instance.typ, instance.name)] == ["ami", "keyName"]
+        assert d.options_of(instance).ignore_changes == ("ami", "key_name")
+
+
+def test_no_instance_has_a_public_ip_of_its_own(deploy) -> None:
+    d = deploy(sshEnabled="true", allowedCidrs='["203.0.113.7/32"]')
+    for instance in d.of_type(INSTANCE):
+        assert instance.inputs.get("associatePublicIpAddress") in (None, False), instance.name
+        assert instance.state["publicIp"] == ""

@@ -34,20 +34,51 @@ def test_broker_count_and_az_spread(deploy, count: int) -> None:
     [
         {"brokerCount": "1"},
         {"brokerCount": "3"},
-        {
-            "brokerCount": "3",
-            "sshEnabled": "true",
-            "publicDashboard": "true",
-            "allowedCidrs": '["203.0.113.7/32"]',
-        },
+        {"brokerCount": "3", "sshEnabled": "true", "allowedCidrs": '["203.0.113.7/32"]'},
     ],
 )
 def test_brokers_have_no_public_ip_and_sit_in_private_subnets(deploy, raw) -> None:
     d = deploy(**raw)
     for node in brokers(d):
-        assert node.inputs["associatePublicIpAddress"] is False
-        assert d.by_id(node.inputs["subnetId"]).inputs["tags"]["Tier"] == "private"
+        assert "associatePublicIpAddress" not in node.inputs and "subnetId" not in node.inputs
+        interface = d.by_id(node.inputs["primaryNetworkInterface"]["networkInterfaceId"])
+        assert d.by_id(interface.inputs["subnetId"]).inputs["tags"]["Tier"] == "private"
+        assert node.state["publicIp"] == ""
     assert all(h["public_ip"] is None for h in d.outputs["hosts"] if h["role"] == "kafka")
+
+
+def test_each_broker_keeps_its_private_ip_on_its_own_network_interface(deploy) -> None:
+    d = deploy()
+    broker_group = next(
+        g for g in d.of_type("aws:ec2/securityGroup:SecurityGroup") if g.name.endswith("-broker")
+    )
+    records = {h["name"]: h for h in d.outputs["hosts"] if h["role"] == "kafka"}
+    for node in brokers(d):
+        interface = d.by_id(node.inputs["primaryNetworkInterface"]["networkInterfaceId"])
+        assert interface.inputs["securityGroups"] == [broker_group.id]
+        # The address the voter list and bootstrap servers use is the interface's, which
+        # outlives the instance.
+        assert (
+            records[node.inputs["tags"]["orderflow:host"]]["private_ip"]
+            == interface.state["privateIp"]
+        )
+        options = d.options_of(node)
+        assert options.delete_before_replace, "the interface holds one instance at a time"
+    assert d.outputs["bootstrap_servers"] == ",".join(
+        f"{records[f'kafka-{i}']['private_ip']}:9092" for i in (1, 2, 3)
+    )
+
+
+def test_data_volume_attachments_are_replacement_and_destroy_safe(deploy) -> None:
+    d = deploy()
+    attachments = d.of_type(ATTACHMENT)
+    assert len(attachments) == 3
+    for attachment in attachments:
+        # VolumeInUse otherwise: the new attachment would be made before the old one is gone.
+        assert d.options_of(attachment).delete_before_replace is True
+        # A mounted, busy volume can hang in "detaching" on destroy; a stopped instance cannot.
+        assert attachment.inputs["stopInstanceBeforeDetaching"] is True
+        assert "forceDetach" not in attachment.inputs
 
 
 @pytest.mark.parametrize("count", [1, 3])

@@ -17,11 +17,13 @@ from pulumi.runtime.settings import get_root_resource
 from tests.platform.conftest import MOCKS, PLATFORM_DIR, quiet_pulumi_aws
 
 MAIN = PLATFORM_DIR / "__main__.py"
+CLUSTER_ID = "ZljhLFr_RvuBvx_LI3XmUg"
 
 
 def run_main(config: dict[str, str]) -> dict[str, Any]:
     """Run __main__.py with ``orderflow:*`` config; return the resolved stack exports."""
     MOCKS.reset()
+    config = {"kafkaClusterId": CLUSTER_ID, **config}
     pulumi.runtime.set_all_config({f"orderflow:{key}": value for key, value in config.items()})
     try:
 
@@ -66,9 +68,11 @@ def test_main_exports_the_contract_keys() -> None:
             "allowedCidrs entry '10.0.0.0/33' is not a valid CIDR",
         ),
         (
-            {"region": "eu-west-1", "publicConsole": "true"},
-            "allowedCidrs is required when publicConsole is on",
+            {"region": "eu-west-1", "publicDashboard": "true"},
+            "allowedCidrs is required when publicDashboard is on",
         ),
+        ({"region": "eu-west-1", "publicConsole": "true"}, "publicConsole was removed"),
+        ({"region": "eu-west-1", "kafkaClusterId": ""}, "kafkaClusterId is required"),
         ({}, "region is required"),
     ],
 )
@@ -91,8 +95,10 @@ class Mocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", {**args.inputs, **extra}
 
     def call(self, args):
-        return {"id": "ami-1", "names": ["eu-west-1a", "eu-west-1b", "eu-west-1c"],
-                "partition": "aws"}
+        zones = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
+        return {"id": "ami-1", "names": zones, "partition": "aws", "dnsSuffix": "amazonaws.com",
+                "accountId": "123456789012", "insecureValue": "ami-1",
+                "instanceTypes": ["m7i.large"] * 3 + ["t3.medium"] * 3, "locations": zones * 2}
 
 pulumi.runtime.set_mocks(Mocks(), project="orderflow", stack="dev", preview=False)
 
@@ -109,7 +115,8 @@ print("exported", sorted(pulumi.runtime.settings.get_root_resource().outputs))
 
 def test_program_directory_runs_the_way_pulumi_runs_it() -> None:
     # A fresh interpreter: no conftest sys.path tweak, cwd = repo root (holds platform/).
-    env = {**os.environ, "PULUMI_CONFIG": json.dumps({"orderflow:region": "eu-west-1"})}
+    config = {"orderflow:region": "eu-west-1", "orderflow:kafkaClusterId": CLUSTER_ID}
+    env = {**os.environ, "PULUMI_CONFIG": json.dumps(config)}
     env.pop("PYTHONPATH", None)
     result = subprocess.run(
         [sys.executable, "-W", "ignore::DeprecationWarning", "-c", RUN_AS_PULUMI_DOES],

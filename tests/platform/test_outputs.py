@@ -14,7 +14,6 @@ from orderflow_infra.outputs import (
     bootstrap_servers,
     contract,
     host_record,
-    service_url,
     ssh_command,
 )
 
@@ -33,7 +32,14 @@ def test_sample_has_exactly_the_contract_keys(sample: dict[str, Any]) -> None:
 
 def test_sample_is_exactly_what_contract_renders_for_its_hosts(sample: dict[str, Any]) -> None:
     # Keeps every string in the sample (commands, URLs, bootstrap) in lockstep with the code.
-    assert contract(sample["region"], sample["hosts"], Exposure()) == sample
+    rendered = contract(
+        sample["region"],
+        sample["hosts"],
+        Exposure(),
+        "orderflow-dev-sessions",
+        sample["kafka_cluster_id"],
+    )
+    assert rendered == sample
 
 
 def test_host_record_turns_aws_empty_public_ip_into_null() -> None:
@@ -52,12 +58,25 @@ def test_bootstrap_servers_lists_brokers_in_node_order_and_skips_apps() -> None:
     assert bootstrap_servers(hosts) == "10.0.0.1:9092,10.0.1.2:9092"
 
 
-def test_service_url_is_public_only_when_opened_and_reachable() -> None:
-    public = host_record("app-1", "app", "i-1", "10.0.0.5", "198.51.100.4", "a")
-    private = host_record("app-1", "app", "i-1", "10.0.0.5", None, "a")
-    assert service_url(public, 8501, public=True) == "http://198.51.100.4:8501"
-    assert service_url(public, 8501, public=False) == "http://localhost:8501"
-    assert service_url(private, 8080, public=True) == "http://localhost:8080"
+def test_uis_are_on_localhost_unless_the_dashboard_has_its_https_load_balancer(sample) -> None:
+    args = (sample["region"], sample["hosts"], Exposure(), "doc", "ZljhLFr_RvuBvx_LI3XmUg")
+    private = contract(*args)
+    assert (private["dashboard_url"], private["console_url"]) == (
+        "http://localhost:8501",
+        "http://localhost:8080",
+    )
+    public = contract(*args, dashboard_url="https://lb.example")
+    assert (public["dashboard_url"], public["console_url"]) == (
+        "https://lb.example",
+        "http://localhost:8080",
+    )
+
+
+def test_shell_sessions_use_the_stacks_session_preferences(sample) -> None:
+    for command in sample["ssm_commands"]["sessions"].values():
+        assert command.endswith(" --document-name orderflow-dev-sessions")
+    for command in sample["ssm_commands"]["port_forwarding"].values():
+        assert "--document-name AWS-StartPortForwardingSession" in command
 
 
 def test_ssh_is_direct_only_with_ssh_enabled_and_a_public_ip() -> None:
