@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # orderflow on AWS, end to end (called by `make cloud-up` / `make cloud-down`; see docs/cloud.md).
 #
-#   deploy/cloud.sh up   [pulumi up args]       pulumi up --yes, save outputs, pyinfra deploy
-#   deploy/cloud.sh deploy                      save outputs, pyinfra deploy (infra unchanged)
+#   deploy/cloud.sh up   [pulumi up args]       pulumi up --yes, save outputs, wait for SSM,
+#                                               pyinfra deploy
+#   deploy/cloud.sh deploy                      save outputs, wait for SSM, pyinfra deploy
 #   deploy/cloud.sh down [pulumi destroy args]  pulumi destroy (asks unless given --yes)
 #
 # Environment: PULUMI_STACK (stack to use, default: the selected one), PYINFRA (pyinfra
 # command, default: pyinfra on PATH), ORDERFLOW_PULUMI_OUTPUTS (outputs file, default
-# .pulumi-outputs.json at the repo root; deploy/inventory.py reads the same variable).
+# .pulumi-outputs.json at the repo root; deploy/inventory.py reads the same variable),
+# ORDERFLOW_SSM_WAIT (seconds to wait for every host to be Online in SSM, default 900),
+# ORDERFLOW_SSM_POLL (seconds between checks, default 10), PYTHON (default python3).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export ORDERFLOW_PULUMI_OUTPUTS="${ORDERFLOW_PULUMI_OUTPUTS:-$ROOT/.pulumi-outputs.json}"
 PYINFRA="${PYINFRA:-pyinfra}"
+PYTHON="${PYTHON:-python3}"
+SSM_WAIT="${ORDERFLOW_SSM_WAIT:-900}"
+SSM_POLL="${ORDERFLOW_SSM_POLL:-10}"
 STACK_ARGS=()
 if [[ -n "${PULUMI_STACK:-}" ]]; then
     STACK_ARGS=(--stack "$PULUMI_STACK")
@@ -58,6 +64,52 @@ save_outputs() {
     echo "cloud: outputs saved to $ORDERFLOW_PULUMI_OUTPUTS"
 }
 
+# One id per stack, generated on its first `up` and kept in its config: every broker formats
+# its data directory with it, so it must never change afterwards.
+ensure_cluster_id() {
+    if [[ -n "$(pulumi config "${STACK_ARGS[@]}" get kafkaClusterId 2>/dev/null)" ]]; then
+        return
+    fi
+    local cluster_id
+    cluster_id="$("$PYTHON" "$ROOT/platform/orderflow_infra/config.py")" ||
+        die "cannot generate a Kafka cluster id with $PYTHON"
+    pulumi config "${STACK_ARGS[@]}" set kafkaClusterId "$cluster_id"
+    echo "cloud: generated kafkaClusterId $cluster_id (kept in the stack config)"
+}
+
+# pyinfra reaches every host through SSM: wait until each agent has registered and is Online
+# (it needs a minute or more after boot), bounded by SSM_WAIT.
+wait_for_ssm() {
+    local region hosts online missing deadline=$((SECONDS + SSM_WAIT))
+    read -r region hosts < <("$PYTHON" -c '
+import json, sys
+outputs = json.load(open(sys.argv[1]))
+print(outputs["region"], " ".join(h["name"] + "=" + h["instance_id"] for h in outputs["hosts"]))
+' "$ORDERFLOW_PULUMI_OUTPUTS") || die "cannot read the hosts from $ORDERFLOW_PULUMI_OUTPUTS"
+    local ids=() host
+    for host in $hosts; do ids+=("${host#*=}"); done
+    local joined="${ids[*]}"
+    echo "cloud: waiting up to ${SSM_WAIT}s until every host is Online in SSM"
+    while :; do
+        online=" $(aws ssm describe-instance-information --region "$region" \
+            --filters "Key=InstanceIds,Values=${joined// /,}" \
+            --query 'InstanceInformationList[?PingStatus==`Online`].InstanceId' \
+            --output text 2>/dev/null | tr -s '[:space:]' ' ') " || online=" "
+        missing=()
+        for host in $hosts; do
+            [[ "$online" == *" ${host#*=} "* ]] || missing+=("$host")
+        done
+        if [[ ${#missing[@]} -eq 0 ]]; then
+            echo "cloud: all ${#ids[@]} hosts are Online in SSM"
+            return
+        fi
+        if ((SECONDS >= deadline)); then
+            die "not Online in SSM after ${SSM_WAIT}s: ${missing[*]} (is the instance running, with egress or the SSM endpoints? see docs/cloud.md, First run)"
+        fi
+        sleep "$SSM_POLL"
+    done
+}
+
 run_deploy() {
     "$PYINFRA" deploy/inventory.py deploy/deploy.py -y
 }
@@ -75,8 +127,10 @@ case "$command" in
         require_pulumi
         require_aws_credentials
         require_deploy_tools
+        ensure_cluster_id
         pulumi up "${STACK_ARGS[@]}" --yes "$@"
         save_outputs
+        wait_for_ssm
         run_deploy
         ;;
     deploy)
@@ -84,6 +138,7 @@ case "$command" in
         require_aws_credentials
         require_deploy_tools
         save_outputs
+        wait_for_ssm
         run_deploy
         ;;
     down)

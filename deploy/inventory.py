@@ -13,7 +13,9 @@ Environment (read here because pyinfra inventories are executed configuration):
     ORDERFLOW_PULUMI_OUTPUTS  outputs file (default: .pulumi-outputs.json at the repo root)
     ORDERFLOW_SSH_VIA         ``ssm`` (default: SSH tunnelled through AWS SSM Session Manager,
                               host = instance id, no inbound port 22) or ``public`` (direct SSH
-                              to each host's public IP)
+                              to the hosts with a public IP, i.e. the UI host with sshEnabled;
+                              every other host, brokers included, still through SSM: they have
+                              no public IP and no port 22 open to anything)
     ORDERFLOW_SSH_USER        login user of the AMI (default ``ubuntu``)
     ORDERFLOW_SSH_KEY         private key file (default: the SSH agent / ~/.ssh keys)
 """
@@ -29,6 +31,13 @@ _DEFAULT_OUTPUTS = _DEPLOY_DIR.parent / ".pulumi-outputs.json"
 # Host i-* → ProxyCommand `aws ssm start-session ... AWS-StartSSHSession`.
 _SSM_SSH_CONFIG = _DEPLOY_DIR / "files" / "ssm-ssh-config"
 _HOST_KEYS = ("name", "role", "instance_id", "private_ip", "public_ip", "az")
+# The SSM agent may still be registering, or sshd still starting, when the deploy begins:
+# retry each connection with a backoff (pyinfra's default is a single try).
+_CONNECT_RETRIES = {
+    "ssh_connect_retries": 5,
+    "ssh_connect_retry_min_delay": 5,
+    "ssh_connect_retry_max_delay": 30,
+}
 
 
 def _load_outputs(path: Path) -> dict:
@@ -44,7 +53,7 @@ def _load_outputs(path: Path) -> dict:
         raise InventoryError(f"cannot read Pulumi outputs {path}: {exc}") from exc
     if not isinstance(outputs, dict):
         raise InventoryError(f"Pulumi outputs {path}: expected a JSON object")
-    for key in ("hosts", "bootstrap_servers", "region"):
+    for key in ("hosts", "bootstrap_servers", "region", "kafka_cluster_id"):
         if key not in outputs:
             raise InventoryError(f"Pulumi outputs {path}: missing key {key!r}")
     hosts = outputs["hosts"]
@@ -64,20 +73,17 @@ def _connection(entry: dict, via: str, ssh_user: str, ssh_key: str | None) -> di
         "ssh_user": ssh_user,
         # Instances are new on every `pulumi up`; their first key is trusted, later changes are not.
         "ssh_strict_host_key_checking": "accept-new",
+        **_CONNECT_RETRIES,
     }
     if ssh_key:
         data["ssh_key"] = ssh_key
-    if via == "ssm":
-        data["ssh_hostname"] = entry["instance_id"]
-        data["ssh_config_file"] = str(_SSM_SSH_CONFIG)
-    elif via == "public":
-        if not entry["public_ip"]:
-            raise InventoryError(
-                f"host {entry['name']} has no public IP: use ORDERFLOW_SSH_VIA=ssm"
-            )
+    if via not in ("ssm", "public"):
+        raise InventoryError(f"ORDERFLOW_SSH_VIA must be 'ssm' or 'public', not {via!r}")
+    if via == "public" and entry["public_ip"]:
         data["ssh_hostname"] = entry["public_ip"]
     else:
-        raise InventoryError(f"ORDERFLOW_SSH_VIA must be 'ssm' or 'public', not {via!r}")
+        data["ssh_hostname"] = entry["instance_id"]
+        data["ssh_config_file"] = str(_SSM_SSH_CONFIG)
     return data
 
 
@@ -120,6 +126,8 @@ def _cluster_data(outputs: dict, kafka_entries: list[dict]) -> dict:
         "dashboard_public": _is_public(outputs.get("dashboard_url")),
         "console_public": _is_public(outputs.get("console_url")),
         "kafka_broker_count": brokers,
+        # Generated per stack by deploy/cloud.sh and kept in its Pulumi config.
+        "kafka_cluster_id": outputs["kafka_cluster_id"],
         "kafka_replication_factor": replication_factor,
         # RF 3 / min ISR 2: an acks=all write survives one broker down; RF 1 has nothing to spare.
         "kafka_min_isr": max(1, replication_factor - 1),
@@ -141,9 +149,13 @@ if not _kafka_entries or not _app_entries:
     raise InventoryError("Pulumi outputs must list at least one kafka and one app host")
 _cluster = _cluster_data(_outputs, _kafka_entries)
 
-if _via == "ssm":
-    # The ProxyCommand's `aws` CLI inherits this process's environment: pin the stack's region.
-    os.environ["AWS_REGION"] = _outputs["region"]
+if _via == "public" and not any(entry["public_ip"] for entry in _outputs["hosts"]):
+    raise InventoryError(
+        "ORDERFLOW_SSH_VIA=public but no host has a public IP: set sshEnabled (and allowedCidrs) "
+        "in the stack, or use ORDERFLOW_SSH_VIA=ssm"
+    )
+# The ProxyCommand's `aws` CLI inherits this process's environment: pin the stack's region.
+os.environ["AWS_REGION"] = _outputs["region"]
 
 kafka = (
     [_host(entry, _via, _ssh_user, _ssh_key) for entry in _kafka_entries],

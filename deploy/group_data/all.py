@@ -6,6 +6,11 @@ _sudo = True
 # Time sync: the Amazon Time Sync Service, reachable from every instance without egress.
 chrony_servers = ["169.254.169.123"]
 
+# First-boot waits (seconds): cloud-init finishing, and apt waiting for a dpkg lock held by
+# unattended-upgrades.
+cloud_init_timeout = 900
+apt_lock_timeout = 600
+
 # Base packages on every host.
 base_packages = ["ca-certificates", "curl", "chrony"]
 

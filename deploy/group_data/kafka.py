@@ -1,13 +1,16 @@
 """Kafka brokers: one KRaft node (broker + controller) per host, from files/kafka-compose.yaml.
 
-The cluster id must stay the same for the life of the cluster (every node's data dir is formatted
-with it). Generate your own with ``kafka-storage.sh random-uuid`` before the first deploy if you
-like; never change it afterwards.
+The cluster id (``kafka_cluster_id``) comes from the stack outputs: deploy/cloud.sh generates one
+per stack on its first ``up`` and keeps it in the stack's config (every node's data dir is
+formatted with it, so it never changes afterwards).
 """
 
 kafka_image = "apache/kafka:4.1.1"
-kafka_cluster_id = "ZljhLFr_RvuBvx_LI3XmUg"
 kafka_heap_size = "1g"
+# Rolling restart: how long one broker may take to serve again with every partition in sync
+# before the deploy stops (and leaves the remaining brokers untouched).
+kafka_rolling_timeout = 900
+kafka_rolling_poll = 5
 
 # The compose project lives here; /var/lib/kafka is the mount point of the EBS data volume.
 kafka_home = "/opt/kafka"

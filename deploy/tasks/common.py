@@ -1,11 +1,38 @@
-"""Every host: base packages, the `orderflow` system user, time sync."""
+"""Every host: wait for first boot to settle, base packages, the `orderflow` system user, time
+sync."""
 
+from io import StringIO
 from pathlib import Path
 
 from pyinfra import host
 from pyinfra.operations import apt, files, server, systemd
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+# On a fresh instance cloud-init is still configuring the host (and running apt) when we log
+# in. Exit 2 means it finished with recoverable errors; the host is usable. Bounded; hosts
+# without cloud-init (containers, the real-host harness) skip it.
+server.shell(
+    name="Wait for cloud-init to finish",
+    commands=[
+        "if command -v cloud-init >/dev/null 2>&1; then "
+        f"rc=0; timeout {host.data.cloud_init_timeout} cloud-init status --wait >/dev/null "
+        "|| rc=$?; "
+        'if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then '
+        'echo "cloud-init status --wait failed or timed out (exit $rc)" >&2; exit 1; fi; fi'
+    ],
+)
+
+# unattended-upgrades (apt-daily) can hold the dpkg lock for minutes after boot: every apt run
+# of ours waits for it, bounded, instead of failing at once.
+files.put(
+    name="Make apt wait for the dpkg lock",
+    src=StringIO(f'DPkg::Lock::Timeout "{host.data.apt_lock_timeout}";\n'),
+    dest="/etc/apt/apt.conf.d/90orderflow-lock-timeout",
+    user="root",
+    group="root",
+    mode="644",
+)
 
 apt.packages(
     name="Install base packages",

@@ -4,10 +4,20 @@ kafka.py and console.py each run one. A plain function, not a `pyinfra.api.deplo
 decorator would prefix every operation name with its own ("… | Compose project | Start …").
 """
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pyinfra.api import operation
 from pyinfra.operations import docker, files
+
+
+@operation()
+def _up_then_wait(project_directory: str, project_name: str, wait_commands: Sequence[str]):
+    """``docker compose up -d``, then the commands that wait until the service is back: one
+    operation, so that with ``_serial`` one host finishes both before the next begins."""
+    yield from docker.compose._inner(project_directory=project_directory, project_name=project_name)
+    yield from wait_commands
 
 
 def compose_project(
@@ -19,6 +29,7 @@ def compose_project(
     subject: str,
     settings: str,
     service: str,
+    rolling_wait: Sequence[str] | None = None,
     **env: Any,
 ) -> None:
     """Run the compose project ``project_name`` from ``home`` on the current host.
@@ -28,6 +39,10 @@ def compose_project(
     ``docker compose up -d`` there. Operation names: "Create the {subject} compose project
     directory", "Upload the {subject} compose file", "Render {settings}", "Start {service}
     (recreated only when its compose file or settings changed)".
+
+    With ``rolling_wait`` (a list, maybe empty) the start runs on one host at a time (pyinfra
+    ``_serial``), each host running those commands after ``up -d`` before the next host
+    starts: a rolling restart.
     """
     files.directory(
         name=f"Create the {subject} compose project directory",
@@ -59,8 +74,14 @@ def compose_project(
 
     # Always invoked: compose recreates the container only when the resolved compose file or
     # .env changed, and starts it if it is down (which also recovers from a half-finished run).
-    docker.compose(
-        name=f"Start {service} (recreated only when its compose file or settings changed)",
-        project_directory=home,
-        project_name=project_name,
-    )
+    start = f"Start {service} (recreated only when its compose file or settings changed)"
+    if rolling_wait is not None:
+        _up_then_wait(
+            name=start,
+            project_directory=home,
+            project_name=project_name,
+            wait_commands=list(rolling_wait),
+            _serial=True,
+        )
+    else:
+        docker.compose(name=start, project_directory=home, project_name=project_name)

@@ -2,14 +2,19 @@
 
 Per node the compose file gets an env file rendered from the inventory: node id, this host's
 private IP (advertised and bound), the controller voters of every Kafka host, the cluster id.
+
+Boot order: Docker requires the data volume's mount, so after a reboot no broker ever starts on
+an empty directory of the root disk. Changes to a running cluster roll: one broker at a time,
+the next only once this one serves again and no partition is under-replicated.
 """
 
+from io import StringIO
 from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.server import Command, Users
-from pyinfra.operations import files, server
+from pyinfra.operations import files, server, systemd
 
 from deploy.tasks.compose import compose_project
 
@@ -60,6 +65,23 @@ server.mount(
     options=["noatime"],
 )
 
+# Requires= and After= the mount unit: if the volume is missing (fstab says nofail, so the boot
+# goes on), Docker and with it the broker stay down instead of formatting a fresh log on the
+# root disk (the image formats an empty data directory by itself).
+docker_needs_mount = files.put(
+    name="Make Docker require the Kafka data volume's mount",
+    src=StringIO(f"[Unit]\nRequiresMountsFor={data.kafka_mount}\n"),
+    dest="/etc/systemd/system/docker.service.d/10-orderflow-kafka-data.conf",
+    user="root",
+    group="root",
+    mode="644",
+)
+
+systemd.daemon_reload(
+    name="Reload systemd for Docker's mount requirement",
+    _if=docker_needs_mount.did_change,
+)
+
 # The image runs as uid 1000; owning the directory by that user's local name keeps this idempotent.
 _uid = data.kafka_container_uid
 _owner = next(
@@ -78,6 +100,31 @@ files.directory(
     mode="750",
 )
 
+# A broker that already runs is restarted (if its settings changed) one host at a time: the next
+# host waits until this broker serves clients again and every partition is back in sync, so an
+# acks=all producer (min ISR 2) never loses its quorum. A first start needs no wait (nothing runs
+# yet, and a lone broker cannot serve before a quorum of controllers exists).
+_running = host.get_fact(
+    Command,
+    "docker ps -q --filter label=com.docker.compose.project=orderflow-kafka "
+    "--filter status=running 2>/dev/null || true",
+)
+_bootstrap = f"{data.private_ip}:{data.kafka_client_port}"
+_topics = (
+    f"docker compose --project-directory {data.kafka_home} -p orderflow-kafka exec -T kafka "
+    f"/opt/kafka/bin/kafka-topics.sh --bootstrap-server {_bootstrap} --describe"
+)
+rolling_wait = (
+    [
+        f"timeout {data.kafka_rolling_timeout} sh -c 'until "
+        f'out="$({_topics} --under-replicated-partitions 2>/dev/null)" && [ -z "$out" ] && '
+        f'out="$({_topics} --unavailable-partitions 2>/dev/null)" && [ -z "$out" ]; '
+        f"do sleep {data.kafka_rolling_poll}; done'"
+    ]
+    if _running
+    else []
+)
+
 compose_project(
     home=data.kafka_home,
     project_name="orderflow-kafka",
@@ -86,6 +133,7 @@ compose_project(
     subject="Kafka",
     settings="this node's Kafka settings",
     service="the Kafka node",
+    rolling_wait=rolling_wait,
     kafka_home=data.kafka_home,
     kafka_image=data.kafka_image,
     node_id=data.kafka_node_id,

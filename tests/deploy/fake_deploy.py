@@ -132,6 +132,7 @@ def main(scenario_path: str) -> None:
                     "changed": meta.did_change() if meta.is_complete() else None,
                     "sudo": op_data.global_arguments["_sudo"],
                     "run_once": state.op_meta[op_hash].global_arguments["_run_once"],
+                    "serial": state.op_meta[op_hash].global_arguments["_serial"],
                     "commands": [str(command) for command in (meta._commands or [])],
                 }
             )

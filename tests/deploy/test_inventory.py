@@ -110,29 +110,53 @@ def test_single_broker_gets_replication_factor_one(
     assert data["kafka_hosts"] == [{"node_id": 1, "private_ip": "10.42.128.11"}]
 
 
-def test_public_mode_connects_to_public_ips(
+def test_public_mode_connects_directly_to_the_ui_host_and_through_ssm_to_the_rest(
     inventory_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     outputs = sample()
-    for number, entry in enumerate(outputs["hosts"], start=1):
-        entry["public_ip"] = f"203.0.113.{number}"
+    outputs["hosts"][3]["public_ip"] = "203.0.113.4"  # app-1 with sshEnabled: its Elastic IP
     inventory_env.setenv("ORDERFLOW_SSH_VIA", "public")
     inventory_env.setenv("ORDERFLOW_SSH_USER", "admin")
     inventory_env.setenv("ORDERFLOW_SSH_KEY", "~/.ssh/orderflow")
-    app = hosts_of(load(inventory_env, write(tmp_path, outputs))["app"])["app-1"]
+    namespace = load(inventory_env, write(tmp_path, outputs))
+    app = hosts_of(namespace["app"])["app-1"]
     assert app["ssh_hostname"] == "203.0.113.4"
     assert (app["ssh_user"], app["ssh_key"]) == ("admin", "~/.ssh/orderflow")
     assert "ssh_config_file" not in app
+    # Brokers have no public IP and no port 22 open: they fall back to SSH over SSM.
+    for name, broker in hosts_of(namespace["kafka"]).items():
+        entry = next(h for h in outputs["hosts"] if h["name"] == name)
+        assert broker["ssh_hostname"] == entry["instance_id"]
+        assert broker["ssh_config_file"].endswith("deploy/files/ssm-ssh-config")
+        assert (broker["ssh_user"], broker["ssh_key"]) == ("admin", "~/.ssh/orderflow")
+    assert os.environ["AWS_REGION"] == outputs["region"]  # for those SSM ProxyCommands
 
 
-def test_public_mode_without_public_ip_says_to_use_ssm(
+def test_public_mode_without_any_public_ip_says_what_to_set(
     inventory_env: pytest.MonkeyPatch,
 ) -> None:
     inventory_env.setenv("ORDERFLOW_SSH_VIA", "public")
-    with pytest.raises(
-        InventoryError, match=r"kafka-1 has no public IP: use ORDERFLOW_SSH_VIA=ssm"
-    ):
+    with pytest.raises(InventoryError, match=r"no host has a public IP: set sshEnabled"):
         load(inventory_env, SAMPLE_OUTPUTS)
+
+
+def test_every_host_retries_its_connection_while_ssm_and_sshd_come_up(
+    inventory_env: pytest.MonkeyPatch,
+) -> None:
+    namespace = load(inventory_env, SAMPLE_OUTPUTS)
+    for group in ("kafka", "app"):
+        for name, data in hosts_of(namespace[group]).items():
+            assert data["ssh_connect_retries"] >= 3, name
+            assert 0 < data["ssh_connect_retry_min_delay"] <= data["ssh_connect_retry_max_delay"]
+
+
+def test_the_cluster_id_comes_from_the_stack_outputs(
+    inventory_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    outputs = sample()
+    outputs["kafka_cluster_id"] = "AAAAAAAAAAAAAAAAAAAAAA"
+    namespace = load(inventory_env, write(tmp_path, outputs))
+    assert namespace["kafka"][1]["kafka_cluster_id"] == "AAAAAAAAAAAAAAAAAAAAAA"
 
 
 def test_missing_outputs_file_says_what_to_run(
@@ -151,6 +175,7 @@ def test_missing_outputs_file_says_what_to_run(
     ("mutate", "expected"),
     [
         (lambda o: o.pop("hosts"), "missing key 'hosts'"),
+        (lambda o: o.pop("kafka_cluster_id"), "missing key 'kafka_cluster_id'"),
         (lambda o: o["hosts"][0].pop("private_ip"), "host entry lacks private_ip"),
         (lambda o: o["hosts"][0].update(role="db"), "unknown role 'db'"),
         (lambda o: o["hosts"][2].update(node_id=7), r"node ids must be 1..3, got \[1, 2, 7\]"),

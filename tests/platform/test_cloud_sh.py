@@ -3,9 +3,11 @@ and the early one-line failures when a tool or credentials are missing."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,18 +17,31 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy" / "cloud.sh"
 SAMPLE = ROOT / "deploy" / "stack-outputs.sample.json"
 BASH = shutil.which("bash") or "/bin/bash"
+SAMPLE_IDS = " ".join(h["instance_id"] for h in json.loads(SAMPLE.read_text())["hosts"])
 
 FAKE_PULUMI = f"""#!{BASH}
 echo "pulumi $*" >> "$FAKE_LOG"
 case "$*" in
   *--show-name*) [[ -z "${{FAKE_NO_STACK:-}}" ]] && echo dev || exit 255 ;;
   *"config get sshPublicKey"*) [[ -z "${{FAKE_NO_KEY:-}}" ]] && echo "ssh-ed25519 A k" || exit 1 ;;
+  *"config get kafkaClusterId"*)
+    [[ -z "${{FAKE_NO_CLUSTER_ID:-}}" ]] && echo "ZljhLFr_RvuBvx_LI3XmUg" || exit 1 ;;
   *"output --json"*) cat "{SAMPLE}" ;;
 esac
 """
 FAKE_AWS = f"""#!{BASH}
 echo "aws $*" >> "$FAKE_LOG"
 [[ -z "${{FAKE_NO_CREDS:-}}" ]] || exit 255
+case "$*" in
+  *describe-instance-information*)
+    polls=$(( $(cat "$FAKE_LOG.polls" 2>/dev/null || echo 0) + 1 ))
+    echo "$polls" > "$FAKE_LOG.polls"
+    # Online from poll FAKE_SSM_AFTER on (default 1): the ids in FAKE_SSM_ONLINE, tab-separated.
+    if (( polls >= ${{FAKE_SSM_AFTER:-1}} )); then
+      online=(${{FAKE_SSM_ONLINE-{SAMPLE_IDS}}})
+      (IFS=$'\\t'; echo "${{online[*]}}")
+    fi ;;
+esac
 """
 FAKE_LOGGER = f"""#!{BASH}
 echo "$(basename "$0") $* outputs=$(test -s "$ORDERFLOW_PULUMI_OUTPUTS" && echo yes)" >> "$FAKE_LOG"
@@ -38,10 +53,11 @@ def sandbox(tmp_path: Path) -> tuple[Callable[..., subprocess.CompletedProcess[s
     """Run cloud.sh with only the given fake tools on PATH; returns (run, log path)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("dirname", "mv", "rm", "cat", "basename", "test"):
+    for tool in ("dirname", "mv", "rm", "cat", "basename", "test", "tr", "sleep"):
         found = shutil.which(tool)
         assert found, tool
         (bin_dir / tool).symlink_to(found)
+    (bin_dir / "python3").symlink_to(sys.executable)
     log = tmp_path / "log"
     outputs = tmp_path / "outputs.json"
 
@@ -62,6 +78,7 @@ def sandbox(tmp_path: Path) -> tuple[Callable[..., subprocess.CompletedProcess[s
             "HOME": str(tmp_path),
             "FAKE_LOG": str(log),
             "ORDERFLOW_PULUMI_OUTPUTS": str(outputs),
+            "ORDERFLOW_SSM_POLL": "0.1",
             **env,
         }
         return subprocess.run(
@@ -84,11 +101,51 @@ def test_up_runs_pulumi_then_saves_outputs_then_pyinfra(sandbox) -> None:
         "pulumi stack --show-name",
         "aws sts get-caller-identity",
         "pulumi config get sshPublicKey",
+        "pulumi config get kafkaClusterId",
         "pulumi up --yes",
         "pulumi stack output --json",
+        "aws ssm describe-instance-information --region eu-central-1 --filters "
+        f"Key=InstanceIds,Values={SAMPLE_IDS.replace(' ', ',')} "
+        "--query InstanceInformationList[?PingStatus==`Online`].InstanceId --output text",
         "pyinfra deploy/inventory.py deploy/deploy.py -y outputs=yes",
     ]
     assert outputs.read_text() == SAMPLE.read_text()
+    assert "cloud: all 4 hosts are Online in SSM" in result.stdout
+
+
+def test_first_up_generates_the_cluster_id_into_the_stack_config(sandbox) -> None:
+    run, log, _ = sandbox
+    result = run("up", FAKE_NO_CLUSTER_ID="1")
+    assert result.returncode == 0, result.stderr
+    (line,) = [c for c in log.read_text().splitlines() if "config set kafkaClusterId" in c]
+    cluster_id = line.rsplit(" ", 1)[-1]
+    assert len(cluster_id) == 22 and not cluster_id.startswith("-")
+    calls = log.read_text().splitlines()
+    assert calls.index(line) < calls.index("pulumi up --yes")
+    assert f"generated kafkaClusterId {cluster_id}" in result.stdout
+
+
+def test_pyinfra_waits_until_every_host_is_online_in_ssm(sandbox) -> None:
+    run, log, _ = sandbox
+    result = run("up", FAKE_SSM_AFTER="3")
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text().splitlines()
+    polls = [i for i, c in enumerate(calls) if "describe-instance-information" in c]
+    assert len(polls) == 3
+    assert calls[-1].startswith("pyinfra ") and polls[-1] < len(calls) - 1
+
+
+def test_hosts_never_online_stop_with_one_line_naming_them_and_no_pyinfra(sandbox) -> None:
+    run, log, _ = sandbox
+    some = " ".join(SAMPLE_IDS.split()[:2])  # kafka-1 and kafka-2 registered, the rest never
+    result = run("deploy", FAKE_SSM_ONLINE=some, ORDERFLOW_SSM_WAIT="1")
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "cloud: error: not Online in SSM after 1s: kafka-3=i-0a1b2c3d4e5f60003 "
+        "app-1=i-0a1b2c3d4e5f60004 ("
+    )
+    assert result.stderr.count("\n") == 1
+    assert "pyinfra" not in log.read_text()
 
 
 def test_down_destroys_and_removes_saved_outputs(sandbox) -> None:

@@ -1,0 +1,150 @@
+"""First boot, boot order and rolling restarts, from the real deploy on @fake hosts; the shell
+snippets the deploy generates are then run for real in bash against scripted stand-ins for
+cloud-init and docker (the real-host proof needs the real-host harness, see docs/cloud.md)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.conftest import Report, find_op, op_names
+
+KAFKA_HOSTS = ("kafka-1", "kafka-2", "kafka-3")
+START_KAFKA = "Start the Kafka node (recreated only when its compose file or settings changed)"
+RUNNING = {"docker ps -q --filter label=com.docker.compose.project=orderflow-kafka": "3f2a9c1b"}
+
+
+def run_snippet(command: str, tmp_path: Path, tools: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run a generated command in bash with ``tools`` (name → bash body) first on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, body in tools.items():
+        (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "STATE": str(tmp_path)}
+    return subprocess.run(
+        ["bash", "-c", command], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_every_host_first_waits_for_cloud_init_then_makes_apt_wait_for_its_lock(
+    fresh_run: Report,
+) -> None:
+    for host in (*KAFKA_HOSTS, "app-1"):
+        names = op_names(fresh_run, host)
+        assert names[:3] == [
+            "Wait for cloud-init to finish",
+            "Make apt wait for the dpkg lock",
+            "Install base packages",
+        ]
+        assert fresh_run[host]["uploads"]["/etc/apt/apt.conf.d/90orderflow-lock-timeout"] == (
+            'DPkg::Lock::Timeout "600";\n'
+        )
+
+
+@pytest.mark.parametrize(
+    ("cloud_init", "ok"),
+    [
+        ("exit 0", True),
+        ("exit 2", True),  # finished with recoverable errors: the host is usable
+        ("exit 1", False),
+        ("sleep 30", False),  # still running when the bound (1 s here) is reached
+        (None, True),  # no cloud-init at all (containers, the real-host harness)
+    ],
+)
+def test_the_cloud_init_wait_is_bounded_and_accepts_only_a_finished_boot(
+    fake_deploy, tmp_path: Path, cloud_init: str | None, ok: bool
+) -> None:
+    report = fake_deploy(data={"cloud_init_timeout": 1})
+    (command,) = find_op(report, "app-1", "Wait for cloud-init to finish")["commands"]
+    tools = {"cloud-init": cloud_init} if cloud_init else {}
+    if cloud_init is None:
+        # Hide any real cloud-init of this machine behind a "command -v" that finds nothing.
+        command = command.replace("command -v cloud-init", "command -v cloud-init-absent")
+    result = run_snippet(command, tmp_path, tools)
+    assert (result.returncode == 0) is ok, result.stderr
+    if not ok:
+        assert result.stderr.strip().startswith("cloud-init status --wait failed or timed out")
+
+
+def test_docker_requires_the_data_mount_before_any_broker_starts(fresh_run: Report) -> None:
+    for host in KAFKA_HOSTS:
+        dropin = "/etc/systemd/system/docker.service.d/10-orderflow-kafka-data.conf"
+        assert fresh_run[host]["uploads"][dropin] == "[Unit]\nRequiresMountsFor=/var/lib/kafka\n"
+        names = op_names(fresh_run, host)
+        order = [
+            "Mount the Kafka data volume at boot",
+            "Make Docker require the Kafka data volume's mount",
+            "Reload systemd for Docker's mount requirement",
+            START_KAFKA,
+        ]
+        assert [names.index(n) for n in order] == sorted(names.index(n) for n in order)
+    assert "docker.service.d" not in str(fresh_run["app-1"]["uploads"])
+
+
+def test_a_first_start_runs_host_by_host_without_waiting(fresh_run: Report) -> None:
+    for host in KAFKA_HOSTS:
+        start = find_op(fresh_run, host, START_KAFKA)
+        assert start["serial"] is True
+        assert start["commands"] == [
+            "docker compose --project-directory /opt/kafka --project-name orderflow-kafka "
+            "up -d --remove-orphans"
+        ]
+    console = find_op(
+        fresh_run,
+        "app-1",
+        "Start Redpanda Console (recreated only when its compose file or settings changed)",
+    )
+    assert console["serial"] is False
+
+
+def test_running_brokers_restart_one_at_a_time_each_waiting_until_in_sync(fake_deploy) -> None:
+    report = fake_deploy(responses=RUNNING)
+    positions = set()
+    for host in KAFKA_HOSTS:
+        start = find_op(report, host, START_KAFKA)
+        positions.add(start["position"])
+        assert start["serial"] is True, "pyinfra runs a _serial op on one host after another"
+        up, wait = start["commands"]
+        assert up.endswith("up -d --remove-orphans")
+        ip = {"kafka-1": "10.42.128.11", "kafka-2": "10.42.129.12", "kafka-3": "10.42.130.13"}[host]
+        assert f"--bootstrap-server {ip}:9092 --describe --under-replicated-partitions" in wait
+        assert "--unavailable-partitions" in wait
+        assert wait.startswith("timeout 900 ")
+    assert len(positions) == 1  # one operation: each host does up + wait before the next
+
+
+FAKE_DOCKER = """
+calls=$(( $(cat "$STATE/calls" 2>/dev/null || echo 0) + 1 )); echo "$calls" > "$STATE/calls"
+case "$*" in
+  *--under-replicated-partitions*)
+    # Call 1: the broker is still starting (connection refused); then URPs until call N.
+    [ "$calls" -eq 1 ] && exit 1
+    [ "$calls" -lt "${URP_UNTIL:-0}" ] && echo "Topic: orders.v1 Partition: 0 Isr: 1,3"
+    exit 0 ;;
+  *--unavailable-partitions*) exit 0 ;;
+esac
+"""
+
+
+@pytest.mark.parametrize(("urp_until", "ok"), [(6, True), (10_000, False)])
+def test_the_rolling_wait_passes_only_once_the_broker_serves_with_nothing_under_replicated(
+    fake_deploy, tmp_path: Path, urp_until: int, ok: bool
+) -> None:
+    report = fake_deploy(
+        responses=RUNNING, data={"kafka_rolling_timeout": 3, "kafka_rolling_poll": 0.05}
+    )
+    _, wait = find_op(report, "kafka-2", START_KAFKA)["commands"]
+    result = run_snippet(
+        f"URP_UNTIL={urp_until}; export URP_UNTIL; {wait}", tmp_path, {"docker": FAKE_DOCKER}
+    )
+    assert (result.returncode == 0) is ok, result.stderr
+    calls = int((tmp_path / "calls").read_text())
+    if ok:
+        # refused, then URPs (calls 2..5 answered), then in sync: URP check + unavailable check.
+        assert calls >= 7
+    else:
+        assert result.returncode == 124  # timeout's exit status: the deploy stops here
