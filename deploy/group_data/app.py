@@ -24,5 +24,7 @@ dashboard_port = 8501
 dashboard_secrets_file = "/etc/orderflow/dashboard-secrets.toml"
 
 console_image = "docker.redpanda.com/redpandadata/console:v3.7.3"
+# As kafka_image_digest (group_data/kafka.py): the index digest of console_image, or None.
+console_image_digest = None
 console_port = 8080
 console_home = "/opt/redpanda-console"

@@ -6,6 +6,11 @@ formatted with it, so it never changes afterwards).
 """
 
 kafka_image = "apache/kafka:4.1.1"
+# The image's digest next to its tag (the deploy then runs kafka_image@digest): the multi-arch
+# index digest, from a machine with registry access, e.g.
+#   docker buildx imagetools inspect apache/kafka:4.1.1   (its "Digest:" line)
+# None pulls by tag only. Not filled in here: no registry is reachable where this was written.
+kafka_image_digest = None
 kafka_heap_size = "1g"
 # Rolling restart: how long one broker may take to serve again with every partition in sync
 # before the deploy stops (and leaves the remaining brokers untouched).

@@ -82,9 +82,15 @@ def _build_wheel() -> Path:
 
 
 wheel = Path(data.orderflow_wheel) if data.orderflow_wheel else _build_wheel()
+# The runtime's dependencies, pinned with their hashes (`make lock`): hosts install exactly these
+# files, and nothing of the cloud tooling (pulumi, pyinfra).
+lock = DEPLOY_DIR / "requirements.lock"
 wheel_sha256 = hashlib.sha256(wheel.read_bytes()).hexdigest()
+# What the venv holds: this wheel on these locked dependencies.
+install_id = hashlib.sha256(wheel_sha256.encode() + lock.read_bytes()).hexdigest()
 venv = data.orderflow_venv
 remote_wheel = f"{data.orderflow_home}/dist/{wheel.name}"
+remote_lock = f"{data.orderflow_home}/dist/requirements.lock"
 installed_marker = f"{venv}/.orderflow-wheel.sha256"
 state_dir = data.orderflow_state_dir
 if not state_dir.startswith("/var/lib/"):
@@ -134,20 +140,30 @@ files.put(
     mode="644",
 )
 
+files.put(
+    name="Upload the hash-locked requirements",
+    src=str(lock),
+    dest=remote_lock,
+    user="root",
+    group="root",
+    mode="644",
+)
+
 # The marker records which wheel the venv holds; a failed install leaves it unchanged, so the
 # next deploy retries instead of believing the upload was enough.
 restart_triggers = []
 installed = host.get_fact(FileContents, installed_marker)
-if installed != [wheel_sha256]:
+if installed != [install_id]:
     restart_triggers.append(
         server.shell(
             name="Install orderflow into the virtualenv",
             commands=[
-                f"{venv}/bin/pip install --quiet --no-cache-dir {remote_wheel}",
-                # Same version number, new code: replace the package itself too.
+                # Every file checked against its locked hash; anything unpinned is refused.
+                f"{venv}/bin/pip install --quiet --no-cache-dir --require-hashes -r {remote_lock}",
+                # Our own wheel (built here, not on PyPI) on top, without resolving anything.
                 f"{venv}/bin/pip install --quiet --no-cache-dir --no-deps --force-reinstall "
                 f"{remote_wheel}",
-                f"echo {wheel_sha256} > {installed_marker}",
+                f"echo {install_id} > {installed_marker}",
             ],
         )
     )

@@ -4,12 +4,29 @@ kafka.py and console.py each run one. A plain function, not a `pyinfra.api.deplo
 decorator would prefix every operation name with its own ("… | Compose project | Start …").
 """
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pyinfra.api import operation
+from pyinfra.api.exceptions import DeployError
 from pyinfra.operations import docker, files
+
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def pinned_image(image: str, digest: str | None, key: str) -> str:
+    """``image`` (a tag) pinned to ``digest`` when one is set: ``repo:tag@sha256:…``. Docker then
+    pulls exactly that content and refuses anything else; the tag stays for people to read.
+    ``key`` names the setting in errors."""
+    if digest is None:
+        return image
+    if "@" in image:
+        raise DeployError(f"{key}: {image!r} already has a digest; set the tag only")
+    if not _DIGEST.match(digest):
+        raise DeployError(f"{key} {digest!r} is not a digest like sha256:<64 hex digits>")
+    return f"{image}@{digest}"
 
 
 @operation()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pyinfra import host
 
-from deploy.tasks.compose import compose_project
+from deploy.tasks.compose import compose_project, pinned_image
 
 DEPLOY_DIR = Path(__file__).resolve().parent.parent
 data = host.data
@@ -22,7 +22,9 @@ compose_project(
     settings="the Redpanda Console settings",
     service="Redpanda Console",
     console_home=data.console_home,
-    console_image=data.console_image,
+    console_image=pinned_image(
+        data.console_image, data.console_image_digest, "console_image_digest"
+    ),
     bootstrap_servers=data.bootstrap_servers,
     # Loopback unless Pulumi opened the console port (publicConsole) to allowedCidrs.
     bind_address=data.private_ip if data.console_public else "127.0.0.1",

@@ -16,7 +16,7 @@ from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.server import Command, Users
 from pyinfra.operations import files, server, systemd
 
-from deploy.tasks.compose import compose_project
+from deploy.tasks.compose import compose_project, pinned_image
 
 DEPLOY_DIR = Path(__file__).resolve().parent.parent
 data = host.data
@@ -135,7 +135,7 @@ compose_project(
     service="the Kafka node",
     rolling_wait=rolling_wait,
     kafka_home=data.kafka_home,
-    kafka_image=data.kafka_image,
+    kafka_image=pinned_image(data.kafka_image, data.kafka_image_digest, "kafka_image_digest"),
     node_id=data.kafka_node_id,
     cluster_id=data.kafka_cluster_id,
     private_ip=data.private_ip,

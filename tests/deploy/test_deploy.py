@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.deploy.conftest import (
+    REPO,
     SAMPLE_OUTPUTS,
     Report,
     converged_responses,
@@ -141,10 +142,16 @@ def test_app_installs_the_uploaded_wheel_into_the_venv(fresh_run: Report, fake_w
     wheel = "/opt/orderflow/dist/orderflow-0.1.0-py3-none-any.whl"
     upload = find_op(fresh_run, "app-1", "Upload the orderflow wheel")
     assert f"FileUploadCommand({fake_wheel}, {wheel})" in upload["commands"]
+    lock = REPO / "deploy" / "requirements.lock"
+    assert fresh_run["app-1"]["uploads"]["/opt/orderflow/dist/requirements.lock"] == (
+        lock.read_text()
+    )
     install = find_op(fresh_run, "app-1", "Install orderflow into the virtualenv")["commands"]
-    digest = hashlib.sha256(fake_wheel.read_bytes()).hexdigest()
+    wheel_digest = hashlib.sha256(fake_wheel.read_bytes()).hexdigest()
+    digest = hashlib.sha256(wheel_digest.encode() + lock.read_bytes()).hexdigest()
     assert install == [
-        f"/opt/orderflow/venv/bin/pip install --quiet --no-cache-dir {wheel}",
+        "/opt/orderflow/venv/bin/pip install --quiet --no-cache-dir --require-hashes "
+        "-r /opt/orderflow/dist/requirements.lock",
         f"/opt/orderflow/venv/bin/pip install --quiet --no-cache-dir --no-deps --force-reinstall "
         f"{wheel}",
         f"echo {digest} > /opt/orderflow/venv/.orderflow-wheel.sha256",

@@ -9,7 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pyinfra.api.exceptions import DeployError
 
+from deploy.tasks.compose import pinned_image
 from tests.deploy.conftest import Report, find_op, op_names
 
 KAFKA_HOSTS = ("kafka-1", "kafka-2", "kafka-3")
@@ -148,3 +150,32 @@ def test_the_rolling_wait_passes_only_once_the_broker_serves_with_nothing_under_
         assert calls >= 7
     else:
         assert result.returncode == 124  # timeout's exit status: the deploy stops here
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def test_images_run_by_digest_when_one_is_pinned_next_to_the_tag(fake_deploy) -> None:
+    report = fake_deploy(data={"kafka_image_digest": DIGEST, "console_image_digest": DIGEST})
+    env = report["kafka-1"]["uploads"]["/opt/kafka/.env"]
+    assert f"KAFKA_IMAGE=apache/kafka:4.1.1@{DIGEST}\n" in env
+    console = report["app-1"]["uploads"]["/opt/redpanda-console/.env"]
+    assert f"docker.redpanda.com/redpandadata/console:v3.7.3@{DIGEST}" in console
+
+
+def test_without_a_digest_the_tag_alone_is_used(fresh_run: Report) -> None:
+    assert "KAFKA_IMAGE=apache/kafka:4.1.1\n" in fresh_run["kafka-1"]["uploads"]["/opt/kafka/.env"]
+
+
+@pytest.mark.parametrize(
+    ("image", "digest", "message"),
+    [
+        ("apache/kafka:4.1.1", "sha256:abc", "is not a digest like sha256:<64 hex digits>"),
+        ("apache/kafka:4.1.1", "md5:" + "0" * 32, "is not a digest"),
+        ("apache/kafka:4.1.1", DIGEST.upper(), "is not a digest"),
+        (f"apache/kafka:4.1.1@{DIGEST}", DIGEST, "already has a digest"),
+    ],
+)
+def test_malformed_digests_stop_the_deploy_with_the_reason(image, digest, message) -> None:
+    with pytest.raises(DeployError, match=message):
+        pinned_image(image, digest, "kafka_image_digest")
