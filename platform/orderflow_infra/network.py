@@ -185,7 +185,9 @@ class Network(pulumi.ComponentResource):
             service_name=f"com.amazonaws.{args.region}.s3",
             vpc_endpoint_type="Gateway",
             route_table_ids=[private_rt.id, public_rt.id, ui_rt.id],
-            policy=s3_endpoint_policy(args.region),
+            policy=aws.get_partition_output(opts=invoke).partition.apply(
+                lambda partition: s3_endpoint_policy(args.region, partition)
+            ),
             tags={"Name": f"{name}-s3"},
             opts=child,
         )
@@ -329,7 +331,7 @@ def choose_zones(
     return usable[:needed]
 
 
-def s3_endpoint_policy(region: str) -> str:
+def s3_endpoint_policy(region: str, partition: str = "aws") -> str:
     """Read-only access to the SSM agent's buckets in ``region``, nothing else on S3."""
     buckets = [bucket.format(region=region) for bucket in SSM_AGENT_BUCKETS]
     return json.dumps(
@@ -341,7 +343,7 @@ def s3_endpoint_policy(region: str) -> str:
                     "Effect": "Allow",
                     "Principal": "*",
                     "Action": ["s3:GetObject"],
-                    "Resource": [f"arn:aws:s3:::{bucket}/*" for bucket in buckets],
+                    "Resource": [f"arn:{partition}:s3:::{bucket}/*" for bucket in buckets],
                 }
             ],
         }
