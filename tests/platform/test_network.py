@@ -170,3 +170,14 @@ def test_the_program_places_subnets_only_in_zones_offering_the_types() -> None:
         MOCKS.reset()
     azs = {s.inputs["availabilityZone"] for s in d.of_type(SUBNET)}
     assert azs == {"eu-central-1a", "eu-central-1c", "eu-central-1d"}
+
+
+def test_the_program_stops_with_one_line_when_too_few_zones_offer_the_types() -> None:
+    offerings = [("m7i.large", "eu-central-1a"), ("t3.medium", "eu-central-1a")]
+    try:
+        with pytest.raises(pulumi.RunError) as info:
+            run_program(parse_config(BASE_CONFIG), zones="abc", offerings=offerings)
+    finally:
+        MOCKS.reset()
+    assert str(info.value).startswith("only 1 availability zone(s) of the region offer")
+    assert "orderflow needs 3" in str(info.value) and "\n" not in str(info.value)
