@@ -111,7 +111,9 @@ _running = host.get_fact(
 )
 _bootstrap = f"{data.private_ip}:{data.kafka_client_port}"
 _topics = (
-    f"docker compose --project-directory {data.kafka_home} -p orderflow-kafka exec -T kafka "
+    # The container's KAFKA_HEAP_OPTS is the broker's heap; the tool needs far less.
+    f"docker compose --project-directory {data.kafka_home} -p orderflow-kafka exec -T "
+    "-e KAFKA_HEAP_OPTS=-Xmx256m kafka "
     f"/opt/kafka/bin/kafka-topics.sh --bootstrap-server {_bootstrap} --describe"
 )
 rolling_wait = (

@@ -271,7 +271,7 @@ class Network(pulumi.ComponentResource):
             log_destination_type="cloud-watch-logs",
             log_destination=group.arn,
             iam_role_arn=role.arn,
-            max_aggregation_interval=60,
+            max_aggregation_interval=600,
             tags={"Name": name},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
         )
