@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_aws as aws
@@ -98,20 +98,25 @@ def launch_instance(
     interface is deleted before its replacement is created: the interface holds one instance.
     """
     own_interface = placement.network_interface is not None
+    if placement.network_interface is not None:  # its groups sit on the interface
+        network: dict[str, Any] = {
+            "primary_network_interface": aws.ec2.InstancePrimaryNetworkInterfaceArgs(
+                network_interface_id=placement.network_interface.id
+            )
+        }
+    elif placement.subnet is not None:
+        network = {
+            "subnet_id": placement.subnet.id,
+            "vpc_security_group_ids": [spec.security_group_id, *placement.security_group_ids],
+            "associate_public_ip_address": False,
+        }
+    else:
+        raise ValueError(f"{host_name}: a placement needs a subnet or a network interface")
     return aws.ec2.Instance(
         resource_name,
         ami=spec.ami,
         instance_type=spec.instance_type,
-        subnet_id=None if own_interface else placement.subnet.id,  # type: ignore[union-attr]
-        vpc_security_group_ids=None
-        if own_interface
-        else [spec.security_group_id, *placement.security_group_ids],
-        associate_public_ip_address=None if own_interface else False,
-        primary_network_interface=aws.ec2.InstancePrimaryNetworkInterfaceArgs(
-            network_interface_id=placement.network_interface.id  # type: ignore[union-attr]
-        )
-        if own_interface
-        else None,
+        **network,
         iam_instance_profile=spec.instance_profile,
         key_name=spec.key_name,
         metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
