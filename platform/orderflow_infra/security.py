@@ -67,7 +67,8 @@ class SecurityGroups(pulumi.ComponentResource):
             self._ingress(f"{name}-dashboard-from-lb", self.ui, DASHBOARD_PORT, self.lb)
             self._egress(f"{name}-lb-to-dashboard", self.lb, DASHBOARD_PORT, self.ui)
 
-        for group_name, group in (("broker", self.broker), ("app", self.app), ("ui", self.ui)):
+        # The UI host carries the app group too, so its egress is the app group's.
+        for group_name, group in (("broker", self.broker), ("app", self.app)):
             for port in INTERNET_EGRESS_PORTS:
                 self._egress(f"{name}-{group_name}-out-{port}", group, port, cidr=WORLD)
         self._egress(f"{name}-broker-to-kafka", self.broker, KAFKA_CLIENT_PORT, self.broker)
