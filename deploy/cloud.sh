@@ -90,11 +90,17 @@ print(outputs["region"], " ".join(h["name"] + "=" + h["instance_id"] for h in ou
     for host in $hosts; do ids+=("${host#*=}"); done
     local joined="${ids[*]}"
     echo "cloud: waiting up to ${SSM_WAIT}s until every host is Online in SSM"
+    local answer last_error=""
     while :; do
-        online=" $(aws ssm describe-instance-information --region "$region" \
+        if answer="$(aws ssm describe-instance-information --region "$region" \
             --filters "Key=InstanceIds,Values=${joined// /,}" \
             --query 'InstanceInformationList[?PingStatus==`Online`].InstanceId' \
-            --output text 2>/dev/null | tr -s '[:space:]' ' ') " || online=" "
+            --output text 2>&1)"; then
+            online=" $(echo "$answer" | tr -s '[:space:]' ' ') "
+        else
+            online=" "
+            last_error="; last aws error: $(echo "$answer" | tr -s '[:space:]' ' ' | cut -c1-200)"
+        fi
         missing=()
         for host in $hosts; do
             [[ "$online" == *" ${host#*=} "* ]] || missing+=("$host")
@@ -104,7 +110,7 @@ print(outputs["region"], " ".join(h["name"] + "=" + h["instance_id"] for h in ou
             return
         fi
         if ((SECONDS >= deadline)); then
-            die "not Online in SSM after ${SSM_WAIT}s: ${missing[*]} (is the instance running, with egress or the SSM endpoints? see docs/cloud.md, First run)"
+            die "not Online in SSM after ${SSM_WAIT}s: ${missing[*]} (is the instance running, with egress or the SSM endpoints? see docs/cloud.md, First run)${last_error}"
         fi
         sleep "$SSM_POLL"
     done

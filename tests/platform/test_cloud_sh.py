@@ -34,6 +34,9 @@ echo "aws $*" >> "$FAKE_LOG"
 [[ -z "${{FAKE_NO_CREDS:-}}" ]] || exit 255
 case "$*" in
   *describe-instance-information*)
+    if [[ -n "${{FAKE_SSM_DENIED:-}}" ]]; then
+      echo "An error occurred (AccessDeniedException)" >&2; exit 254
+    fi
     polls=$(( $(cat "$FAKE_LOG.polls" 2>/dev/null || echo 0) + 1 ))
     echo "$polls" > "$FAKE_LOG.polls"
     # Online from poll FAKE_SSM_AFTER on (default 1): the ids in FAKE_SSM_ONLINE, tab-separated.
@@ -53,7 +56,7 @@ def sandbox(tmp_path: Path) -> tuple[Callable[..., subprocess.CompletedProcess[s
     """Run cloud.sh with only the given fake tools on PATH; returns (run, log path)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("dirname", "mv", "rm", "cat", "basename", "test", "tr", "sleep"):
+    for tool in ("dirname", "mv", "rm", "cat", "basename", "test", "tr", "sleep", "cut"):
         found = shutil.which(tool)
         assert found, tool
         (bin_dir / tool).symlink_to(found)
@@ -218,3 +221,15 @@ def test_unknown_command_prints_usage(sandbox) -> None:
 
 def test_script_is_executable() -> None:
     assert os.access(SCRIPT, os.X_OK)
+
+
+def test_a_failing_ssm_query_is_named_in_the_timeout_line(sandbox) -> None:
+    run, log, _ = sandbox
+    result = run("deploy", FAKE_SSM_DENIED="1", ORDERFLOW_SSM_WAIT="0")
+    assert result.returncode == 1
+    assert result.stderr.startswith("cloud: error: not Online in SSM after 0s: kafka-1=")
+    assert result.stderr.rstrip().endswith(
+        "; last aws error: An error occurred (AccessDeniedException)"
+    )
+    assert result.stderr.count("\n") == 1
+    assert "pyinfra" not in log.read_text()
