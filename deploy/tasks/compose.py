@@ -12,6 +12,7 @@ from typing import Any
 from pyinfra.api import operation
 from pyinfra.api.exceptions import DeployError
 from pyinfra.operations import docker, files
+from pyinfra.operations.util import any_changed
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -30,11 +31,14 @@ def pinned_image(image: str, digest: str | None, key: str) -> str:
 
 
 @operation()
-def _up_then_wait(project_directory: str, project_name: str, wait_commands: Sequence[str]):
-    """``docker compose up -d``, then the commands that wait until the service is back: one
-    operation, so that with ``_serial`` one host finishes both before the next begins."""
+def _rolling_up(project_directory: str, project_name: str, in_sync: Sequence[str]):
+    """Wait until the service is in sync, ``docker compose up -d``, wait again: one operation,
+    so that with ``_serial`` one host finishes all three before the next host begins. The first
+    wait also holds the next host back if the previous one never got back in sync (pyinfra goes
+    on to the next host of a serial operation even when one failed)."""
+    yield from in_sync
     yield from docker.compose._inner(project_directory=project_directory, project_name=project_name)
-    yield from wait_commands
+    yield from in_sync
 
 
 def compose_project(
@@ -57,9 +61,10 @@ def compose_project(
     directory", "Upload the {subject} compose file", "Render {settings}", "Start {service}
     (recreated only when its compose file or settings changed)".
 
-    With ``rolling_wait`` (a list, maybe empty) the start runs on one host at a time (pyinfra
-    ``_serial``), each host running those commands after ``up -d`` before the next host
-    starts: a rolling restart.
+    ``rolling_wait``, on hosts where the service already runs: commands that pass once the
+    service is in sync. If the compose file or settings changed, a "Restart {service} one host
+    at a time (its compose file or settings changed)" operation first runs on one host after the
+    other (pyinfra ``_serial``): wait, ``up -d``, wait. The start above then finds it current.
     """
     files.directory(
         name=f"Create the {subject} compose project directory",
@@ -69,7 +74,7 @@ def compose_project(
         mode="755",
     )
 
-    files.put(
+    compose_upload = files.put(
         name=f"Upload the {subject} compose file",
         src=str(compose_file),
         dest=f"{home}/compose.yaml",
@@ -78,7 +83,7 @@ def compose_project(
         mode="644",
     )
 
-    files.template(
+    env_render = files.template(
         name=f"Render {settings}",
         src=str(env_template),
         # `.env` in the project directory: compose reads it for every command run there.
@@ -89,16 +94,20 @@ def compose_project(
         **env,
     )
 
-    # Always invoked: compose recreates the container only when the resolved compose file or
-    # .env changed, and starts it if it is down (which also recovers from a half-finished run).
-    start = f"Start {service} (recreated only when its compose file or settings changed)"
     if rolling_wait is not None:
-        _up_then_wait(
-            name=start,
+        _rolling_up(
+            name=f"Restart {service} one host at a time (its compose file or settings changed)",
             project_directory=home,
             project_name=project_name,
-            wait_commands=list(rolling_wait),
+            in_sync=list(rolling_wait),
             _serial=True,
+            _if=any_changed(compose_upload, env_render),
         )
-    else:
-        docker.compose(name=start, project_directory=home, project_name=project_name)
+
+    # Always invoked: compose recreates the container only when the resolved compose file or
+    # .env changed, and starts it if it is down (which also recovers from a half-finished run).
+    docker.compose(
+        name=f"Start {service} (recreated only when its compose file or settings changed)",
+        project_directory=home,
+        project_name=project_name,
+    )

@@ -100,10 +100,10 @@ files.directory(
     mode="750",
 )
 
-# A broker that already runs is restarted (if its settings changed) one host at a time: the next
-# host waits until this broker serves clients again and every partition is back in sync, so an
-# acks=all producer (min ISR 2) never loses its quorum. A first start needs no wait (nothing runs
-# yet, and a lone broker cannot serve before a quorum of controllers exists).
+# A running broker whose settings changed is restarted one host at a time: each host first
+# waits until its broker serves with no partition under-replicated or unavailable, restarts it,
+# and waits again, so an acks=all producer (min ISR 2) never loses its quorum. A first start
+# needs no wait (nothing runs yet, and a lone broker cannot serve before a controller quorum).
 _running = host.get_fact(
     Command,
     "docker ps -q --filter label=com.docker.compose.project=orderflow-kafka "
@@ -116,16 +116,12 @@ _topics = (
     "-e KAFKA_HEAP_OPTS=-Xmx256m kafka "
     f"/opt/kafka/bin/kafka-topics.sh --bootstrap-server {_bootstrap} --describe"
 )
-rolling_wait = (
-    [
-        f"timeout {data.kafka_rolling_timeout} sh -c 'until "
-        f'out="$({_topics} --under-replicated-partitions 2>/dev/null)" && [ -z "$out" ] && '
-        f'out="$({_topics} --unavailable-partitions 2>/dev/null)" && [ -z "$out" ]; '
-        f"do sleep {data.kafka_rolling_poll}; done'"
-    ]
-    if _running
-    else []
-)
+in_sync = [
+    f"timeout {data.kafka_rolling_timeout} sh -c 'until "
+    f'out="$({_topics} --under-replicated-partitions 2>/dev/null)" && [ -z "$out" ] && '
+    f'out="$({_topics} --unavailable-partitions 2>/dev/null)" && [ -z "$out" ]; '
+    f"do sleep {data.kafka_rolling_poll}; done'"
+]
 
 compose_project(
     home=data.kafka_home,
@@ -135,7 +131,7 @@ compose_project(
     subject="Kafka",
     settings="this node's Kafka settings",
     service="the Kafka node",
-    rolling_wait=rolling_wait,
+    rolling_wait=in_sync if _running else None,
     kafka_home=data.kafka_home,
     kafka_image=pinned_image(data.kafka_image, data.kafka_image_digest, "kafka_image_digest"),
     node_id=data.kafka_node_id,

@@ -4,6 +4,7 @@ cloud-init and docker (the real-host proof needs the real-host harness, see docs
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -12,11 +13,18 @@ import pytest
 from pyinfra.api.exceptions import DeployError
 
 from deploy.tasks.compose import pinned_image
-from tests.deploy.conftest import Report, find_op, op_names
+from tests.deploy.conftest import Report, converged_responses, find_op, op_names
 
 KAFKA_HOSTS = ("kafka-1", "kafka-2", "kafka-3")
 START_KAFKA = "Start the Kafka node (recreated only when its compose file or settings changed)"
+RESTART_KAFKA = "Restart the Kafka node one host at a time (its compose file or settings changed)"
 RUNNING = {"docker ps -q --filter label=com.docker.compose.project=orderflow-kafka": "3f2a9c1b"}
+
+
+def sha1_answer_for(path: str, content: str) -> dict[str, str]:
+    """The fact answer saying ``path`` on the host holds ``content``."""
+    digest = hashlib.sha1(content.encode()).hexdigest()
+    return {f"sha1sum {path} 2>": f"{digest}  {path}"}
 
 
 def run_snippet(command: str, tmp_path: Path, tools: dict[str, str]) -> subprocess.CompletedProcess:
@@ -87,36 +95,60 @@ def test_docker_requires_the_data_mount_before_any_broker_starts(fresh_run: Repo
     assert "docker.service.d" not in str(fresh_run["app-1"]["uploads"])
 
 
-def test_a_first_start_runs_host_by_host_without_waiting(fresh_run: Report) -> None:
+def test_a_first_start_starts_every_broker_at_once_without_waiting(fresh_run: Report) -> None:
+    # A lone broker cannot serve before a quorum of controllers exists: no waits, no serial.
     for host in KAFKA_HOSTS:
+        assert RESTART_KAFKA not in op_names(fresh_run, host)
         start = find_op(fresh_run, host, START_KAFKA)
-        assert start["serial"] is True
+        assert start["serial"] is False
         assert start["commands"] == [
             "docker compose --project-directory /opt/kafka --project-name orderflow-kafka "
             "up -d --remove-orphans"
         ]
-    console = find_op(
-        fresh_run,
-        "app-1",
-        "Start Redpanda Console (recreated only when its compose file or settings changed)",
+
+
+def converged(fresh_run: Report, changes: dict[str, dict[str, str]] | None = None) -> dict:
+    """Host answers for a second deploy onto running brokers in the state ``fresh_run`` left."""
+    changes = changes or {}
+    return {
+        host: {**RUNNING, **converged_responses(fresh_run, host), **changes.get(host, {})}
+        for host in fresh_run
+    }
+
+
+def test_changed_settings_restart_running_brokers_one_at_a_time_each_waiting_in_sync(
+    fake_deploy, fresh_run: Report
+) -> None:
+    # A new image for every broker: each .env differs from what the first run left.
+    report = fake_deploy(
+        host_responses=converged(fresh_run), data={"kafka_image": "apache/kafka:4.1.2"}
     )
-    assert console["serial"] is False
-
-
-def test_running_brokers_restart_one_at_a_time_each_waiting_until_in_sync(fake_deploy) -> None:
-    report = fake_deploy(responses=RUNNING)
     positions = set()
     for host in KAFKA_HOSTS:
-        start = find_op(report, host, START_KAFKA)
-        positions.add(start["position"])
-        assert start["serial"] is True, "pyinfra runs a _serial op on one host after another"
-        up, wait = start["commands"]
-        assert up.endswith("up -d --remove-orphans")
+        restart = find_op(report, host, RESTART_KAFKA)
+        positions.add(restart["position"])
+        assert restart["serial"] is True, "pyinfra runs a _serial op on one host after another"
+        assert restart["changed"] is True
+        before, up, after = restart["commands"]
+        assert before == after and up.endswith("up -d --remove-orphans")
         ip = {"kafka-1": "10.42.128.11", "kafka-2": "10.42.129.12", "kafka-3": "10.42.130.13"}[host]
-        assert f"--bootstrap-server {ip}:9092 --describe --under-replicated-partitions" in wait
-        assert "--unavailable-partitions" in wait
-        assert wait.startswith("timeout 900 ")
-    assert len(positions) == 1  # one operation: each host does up + wait before the next
+        assert f"--bootstrap-server {ip}:9092 --describe --under-replicated-partitions" in after
+        assert "--unavailable-partitions" in after
+        assert after.startswith("timeout 900 ")
+        names = op_names(report, host)
+        assert names.index(RESTART_KAFKA) < names.index(START_KAFKA)
+    assert len(positions) == 1  # one operation: a host does wait + up + wait before the next
+
+
+def test_unchanged_brokers_are_not_restarted_and_nothing_waits(
+    fake_deploy, fresh_run: Report
+) -> None:
+    changes = {"kafka-2": sha1_answer_for("/opt/kafka/.env", "NODE_ID=9\n")}
+    report = fake_deploy(host_responses=converged(fresh_run, changes))
+    assert find_op(report, "kafka-2", RESTART_KAFKA)["commands"]  # its .env changed
+    for host in ("kafka-1", "kafka-3"):
+        restart = find_op(report, host, RESTART_KAFKA)
+        assert restart["commands"] == [] and not restart["changed"], host
 
 
 FAKE_DOCKER = """
@@ -139,7 +171,7 @@ def test_the_rolling_wait_passes_only_once_the_broker_serves_with_nothing_under_
     report = fake_deploy(
         responses=RUNNING, data={"kafka_rolling_timeout": 3, "kafka_rolling_poll": 0.05}
     )
-    _, wait = find_op(report, "kafka-2", START_KAFKA)["commands"]
+    wait, _, _ = find_op(report, "kafka-2", RESTART_KAFKA)["commands"]
     result = run_snippet(
         f"URP_UNTIL={urp_until}; export URP_UNTIL; {wait}", tmp_path, {"docker": FAKE_DOCKER}
     )
