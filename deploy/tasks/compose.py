@@ -94,7 +94,18 @@ def compose_project(
         **env,
     )
 
-    if rolling_wait is not None:
+    # Always invoked: compose recreates the container only when the resolved compose file or
+    # .env changed, and starts it if it is down (which also recovers from a half-finished run).
+    start = {
+        "name": f"Start {service} (recreated only when its compose file or settings changed)",
+        "project_directory": home,
+        "project_name": project_name,
+    }
+    if rolling_wait is None:
+        # Ordered before any rolling restart: a new broker (say, a replaced instance) joins
+        # first, so the running ones can get back in sync before they are restarted.
+        docker.compose(**start)
+    else:
         _rolling_up(
             name=f"Restart {service} one host at a time (its compose file or settings changed)",
             project_directory=home,
@@ -103,11 +114,4 @@ def compose_project(
             _serial=True,
             _if=any_changed(compose_upload, env_render),
         )
-
-    # Always invoked: compose recreates the container only when the resolved compose file or
-    # .env changed, and starts it if it is down (which also recovers from a half-finished run).
-    docker.compose(
-        name=f"Start {service} (recreated only when its compose file or settings changed)",
-        project_directory=home,
-        project_name=project_name,
-    )
+        docker.compose(**start)

@@ -151,6 +151,18 @@ def test_unchanged_brokers_are_not_restarted_and_nothing_waits(
         assert restart["commands"] == [] and not restart["changed"], host
 
 
+def test_a_new_broker_starts_before_the_running_ones_roll(fake_deploy, fresh_run: Report) -> None:
+    # kafka-3 was replaced (a fresh instance, nothing running); kafka-1 and kafka-2 run and get
+    # new settings. kafka-3 must start first, or their in-sync waits could never pass.
+    hosts = converged(fresh_run)
+    hosts["kafka-3"] = {}
+    report = fake_deploy(host_responses=hosts, data={"kafka_image": "apache/kafka:4.1.2"})
+    new_start = find_op(report, "kafka-3", START_KAFKA)
+    assert RESTART_KAFKA not in op_names(report, "kafka-3")
+    for host in ("kafka-1", "kafka-2"):
+        assert new_start["position"] < find_op(report, host, RESTART_KAFKA)["position"]
+
+
 FAKE_DOCKER = """
 calls=$(( $(cat "$STATE/calls" 2>/dev/null || echo 0) + 1 )); echo "$calls" > "$STATE/calls"
 case "$*" in
