@@ -5,6 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ORDERFLOW := $(BIN)/orderflow
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install up down status test test-fast lint format bench cloud-up cloud-down clean
@@ -43,8 +44,8 @@ format: install ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: install ## Throughput, retry lateness and dashboard refresh benchmarks
-	$(BIN)/python -m bench
+bench: install ## Side-by-side and other benchmarks (BENCH_ARGS="--quick --only side-by-side --case main")
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 cloud-up: install ## pulumi up, save its outputs, then configure the VMs with pyinfra
 	PATH="$(abspath $(BIN)):$$PATH" bash deploy/cloud.sh up

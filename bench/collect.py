@@ -28,6 +28,7 @@ class Seen:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int
     arrived_mono: float
     arrived_ms: int
 
@@ -127,6 +128,7 @@ class Collector:
                             key=message.key(),
                             value=message.value() if keep else None,
                             headers=tuple(message.headers() or ()) if keep else (),
+                            timestamp_ms=message.timestamp()[1],
                             arrived_mono=now_mono,
                             arrived_ms=now_ms,
                         )
