@@ -67,6 +67,7 @@ CASES = (
 GUARANTEES = ("at-least-once", "exactly-once")
 SHORT = {"at-least-once": "ALO", "exactly-once": "EOS"}
 RSS_LIMIT_MIB = 150
+BACKLOG_SESSION_TIMEOUT_MS = 120_000
 
 
 @dataclass(frozen=True)
@@ -119,9 +120,13 @@ def run(ctx: Context, params: Params) -> Result:
         "scale": lambda: _scale(ctx, params),
         "lateness": lambda: [_lateness(ctx, params)],
     }
+    failed: list[str] = []
     for case in params.cases:
-        for row in steps[case]():
-            rows[row["case"]] = row
+        try:
+            for row in steps[case]():
+                rows[row["case"]] = row
+        except BenchError as exc:  # the other cases still run; this one is reported
+            failed.append(f"{case}: {exc}")
     result = Result(
         NAME,
         f"side-by-side: backlog of {params.orders:,} orders after {params.warmup:,} warm-up "
@@ -158,6 +163,9 @@ def run(ctx: Context, params: Params) -> Result:
                 f"{fmt(late['max'])} ms, early {row['early']}"
             )
     targets = evaluate(rows, params)
+    if failed:
+        result.ok = False
+        result.notes.extend(f"FAILED {text}" for text in failed)
     for target in targets:
         mark = {True: "met", False: "MISSED", None: "not measured"}[target["met"]]
         result.notes.append(f"{target['target']}: {target['measured']} → {mark}")
@@ -165,6 +173,7 @@ def run(ctx: Context, params: Params) -> Result:
         "params": {k: v for k, v in vars(params).items() if k != "lateness"},
         "cases": rows,
         "targets": targets,
+        "failed": failed,
     }
     return result
 
@@ -210,54 +219,97 @@ def _backlog_case(
     warm, count = (
         (params.naive_warmup, params.naive_orders) if naive else (params.warmup, params.orders)
     )
-    settings = fresh_settings(
-        ctx,
-        kind,
-        processing_guarantee=guarantee or "at-least-once",
-        commit_interval_s=params.commit_interval_s,
-    )
+    settings = _settings(ctx, params, kind, guarantee or "at-least-once")
+    orders = _orders(warm + count, seed=7)
     with own_topics(settings):
-        _fill(settings, _orders(warm + count, seed=7))
+        _fill(settings, orders[:warm])
         worker = Processor(kind, settings, ctx.workdir, instance_id=f"bench-{kind}", module=module)
-        figures = timed_backlog(settings, [worker], settings.topic_processed, warm, warm + count)
+        with (
+            running(worker),
+            Collector(settings, [settings.topic_processed], keep_values=False) as seen,
+        ):
+            out = settings.topic_processed
+            _warm_up(seen, [worker], out, warm, params.timeout_s)
+            backlog = orders[warm:]
+            figures = timed_backlog(
+                seen,
+                [worker],
+                out,
+                len(backlog),
+                lambda: _fill(settings, backlog),
+                params.timeout_s,
+            )
     return {"case": _case_name(kind, guarantee), "label": _label(kind, guarantee)} | figures
 
 
-def timed_backlog(
-    settings: Settings,
-    workers: list[Processor],
-    topic: str,
-    warm: int,
-    total: int,
-    *,
-    ready: Callable[[], bool] = lambda: True,
-    timeout_s: float = 600.0,
-) -> dict[str, Any]:
-    """Start ``workers`` on a filled input; time the window from ``warm`` (and ``ready()``) to
-    ``total`` records visible on ``topic``."""
-    load_before = load_1m()
+def _settings(ctx: Context, params: Params, tag: str, guarantee: str, **extra: Any) -> Settings:
+    # A worker is frozen while its backlog is written: its group session must outlast that.
+    return fresh_settings(
+        ctx,
+        tag,
+        processing_guarantee=guarantee,
+        commit_interval_s=params.commit_interval_s,
+        session_timeout_ms=BACKLOG_SESSION_TIMEOUT_MS,
+        **extra,
+    )
 
-    def alive() -> None:
+
+def _alive(workers: Iterable[Processor]) -> Callable[[], None]:
+    def check() -> None:
         for worker in workers:
             worker.check_alive()
 
-    with running(*workers), Collector(settings, [topic], keep_values=False) as seen:
-        for worker in workers:
-            worker.wait_started()
-        seen.wait_for(
-            lambda: seen.count(topic) >= warm and ready(), timeout_s, f"{warm:,} warm-up", alive
-        )
+    return check
+
+
+def _warm_up(
+    seen: Collector,
+    workers: list[Processor],
+    topic: str,
+    warm: int,
+    timeout_s: float,
+    ready: Callable[[], bool] = lambda: True,
+) -> None:
+    for worker in workers:
+        worker.wait_started()
+    check = _alive(workers)
+    seen.wait_for(lambda: seen.count(topic) >= warm and ready(), timeout_s, "the warm-up", check)
+
+
+def timed_backlog(
+    seen: Collector,
+    workers: list[Processor],
+    topic: str,
+    expected: int,
+    write_backlog: Callable[[], object],
+    timeout_s: float,
+    *,
+    frozen: tuple[Processor, ...] = (),
+) -> dict[str, Any]:
+    """Warm ``workers`` are frozen (SIGSTOP) while ``write_backlog()`` fills their input with
+    ``expected`` records, then resumed: the window runs from SIGCONT until their ``expected``
+    outputs are visible on ``topic``. ``frozen``: other processes kept stopped meanwhile
+    (resumed by the caller)."""
+    load_before = load_1m()
+    for worker in (*workers, *frozen):
+        worker.pause()
+    try:
+        write_backlog()
+    finally:
+        at_start = seen.count(topic)
         cpu_before = sum(w.cpu_seconds() for w in workers)
-        started, at_start = time.monotonic(), seen.count(topic)
-        seen.wait_for(lambda: seen.count(topic) >= total, timeout_s, f"{total:,} records", alive)
-        seconds = time.monotonic() - started
-        cpu = sum(w.cpu_seconds() for w in workers) - cpu_before
-        rss = max(w.rss_mib() for w in workers)
-        peak = max(w.peak_rss_mib() for w in workers)
-        records = seen.count(topic) - at_start
-    return _figures(records, seconds, cpu) | {
-        "rss_mib": rss,
-        "peak_rss_mib": peak,
+        started = time.monotonic()
+        for worker in workers:
+            worker.resume()
+    total = at_start + expected
+    seen.wait_for(
+        lambda: seen.count(topic) >= total, timeout_s, f"{total:,} records", _alive(workers)
+    )
+    seconds = time.monotonic() - started
+    cpu = sum(w.cpu_seconds() for w in workers) - cpu_before
+    return _figures(seen.count(topic) - at_start, seconds, cpu) | {
+        "rss_mib": max(w.rss_mib() for w in workers),
+        "peak_rss_mib": max(w.peak_rss_mib() for w in workers),
         "instances": len(workers),
         "load_1m": [load_before, load_1m()],
     }
@@ -275,24 +327,47 @@ def _figures(records: int, seconds: float, cpu: float) -> dict[str, Any]:
 
 # --- failure paths, the retry processor and replay -----------------------------------------------
 def _failure_then_retry(ctx: Context, params: Params) -> list[dict[str, Any]]:
-    settings = fresh_settings(
+    """Main and retry processor warm up together; then, with the retry processor frozen, main
+    works through the transient backlog into ``orders.retry``; once all is due, the retry
+    processor works through it."""
+    settings = _settings(
         ctx,
+        params,
         "fail",
-        processing_guarantee="exactly-once",
-        commit_interval_s=params.commit_interval_s,
+        "exactly-once",
         backoff_initial_ms=params.retry_backoff_ms,
         backoff_jitter=0.0,
         max_attempts=5,
     )
-    warm, total = params.warmup, params.warmup + params.orders
-    once = Simulation(error="transient", fail_attempts=1)
+    warm, count = params.warmup, params.orders
+    orders = _orders(warm + count, seed=7, simulate=Simulation(error="transient", fail_attempts=1))
+    retry_topic, processed = settings.topic_retry, settings.topic_processed
     with own_topics(settings):
-        _fill(settings, _orders(total, seed=7, simulate=once))
+        _fill(settings, orders[:warm])
         main = Processor("main", settings, ctx.workdir, instance_id="bench-fail")
-        failure = timed_backlog(settings, [main], settings.topic_retry, warm, total)
-        time.sleep(params.retry_backoff_ms / 1000 + 0.5)  # every retry record is due now
         retry = Processor("retry", settings, ctx.workdir, instance_id="bench-fail")
-        retried = timed_backlog(settings, [retry], settings.topic_processed, warm, total)
+        with (
+            running(main, retry),
+            Collector(settings, [retry_topic, processed], keep_values=False) as seen,
+        ):
+            _warm_up(seen, [main, retry], processed, warm, params.timeout_s)
+            failure: dict[str, Any] = {}
+
+            def main_pass() -> None:
+                failure.update(
+                    timed_backlog(
+                        seen,
+                        [main],
+                        retry_topic,
+                        count,
+                        lambda: _fill(settings, orders[warm:]),
+                        params.timeout_s,
+                        frozen=(retry,),
+                    )
+                )
+                time.sleep(params.retry_backoff_ms / 1000 + 0.5)  # every retry record is due
+
+            retried = timed_backlog(seen, [retry], processed, count, main_pass, params.timeout_s)
     return [
         {"case": "failure-retry", "label": "orderflow main, 100 % transient → retry, EOS"}
         | failure,
@@ -301,14 +376,23 @@ def _failure_then_retry(ctx: Context, params: Params) -> list[dict[str, Any]]:
 
 
 def _dlq_then_replay(ctx: Context, params: Params) -> list[dict[str, Any]]:
-    settings = fresh_settings(
-        ctx, "dlq", processing_guarantee="exactly-once", commit_interval_s=params.commit_interval_s
-    )
-    warm, total = params.warmup, params.warmup + params.orders
+    settings = _settings(ctx, params, "dlq", "exactly-once")
+    warm, count = params.warmup, params.orders
+    total = warm + count
+    orders = _orders(total, seed=7, simulate=Simulation(error="permanent"))
     with own_topics(settings):
-        _fill(settings, _orders(total, seed=7, simulate=Simulation(error="permanent")))
+        _fill(settings, orders[:warm])
         main = Processor("main", settings, ctx.workdir, instance_id="bench-dlq")
-        dead = timed_backlog(settings, [main], settings.topic_dlq, warm, total)
+        with running(main), Collector(settings, [settings.topic_dlq], keep_values=False) as seen:
+            _warm_up(seen, [main], settings.topic_dlq, warm, params.timeout_s)
+            dead = timed_backlog(
+                seen,
+                [main],
+                settings.topic_dlq,
+                count,
+                lambda: _fill(settings, orders[warm:]),
+                params.timeout_s,
+            )
         load_before = load_1m()
         worker = Processor("replay", settings, ctx.workdir, None, module="bench.workers")
         with running(worker):
@@ -383,29 +467,36 @@ def _latency(ctx: Context, params: Params, guarantee: str) -> dict[str, Any]:
 # --- two instances against one -------------------------------------------------------------------
 def _scale(ctx: Context, params: Params) -> list[dict[str, Any]]:
     rows = []
+    warm, count = params.warmup, params.orders
+    orders = _orders(warm + count, seed=7)
     for instances in (1, 2):
-        settings = fresh_settings(
-            ctx,
-            f"scale{instances}",
-            processing_guarantee="exactly-once",
-            commit_interval_s=params.commit_interval_s,
-            partitions=params.scale_partitions,
+        settings = _settings(
+            ctx, params, f"scale{instances}", "exactly-once", partitions=params.scale_partitions
         )
-        warm, total = params.warmup, params.warmup + params.orders
+        out = settings.topic_processed
         with own_topics(settings):
-            _fill(settings, _orders(total, seed=7))
+            _fill(settings, orders[:warm])
             workers = [
                 Processor("main", settings, ctx.workdir, instance_id=f"bench-scale-{i}")
                 for i in range(instances)
             ]
-            figures = timed_backlog(
-                settings,
-                workers,
-                settings.topic_processed,
-                warm,
-                total,
-                ready=lambda s=settings, n=instances: _group_members(s) >= n,
-            )
+            with running(*workers), Collector(settings, [out], keep_values=False) as seen:
+                _warm_up(
+                    seen,
+                    workers,
+                    out,
+                    warm,
+                    params.timeout_s,
+                    ready=lambda s=settings, n=instances: _group_members(s) >= n,
+                )
+                figures = timed_backlog(
+                    seen,
+                    workers,
+                    out,
+                    count,
+                    lambda s=settings: _fill(s, orders[warm:]),
+                    params.timeout_s,
+                )
         rows.append(
             {
                 "case": f"scale-{instances}",

@@ -182,12 +182,22 @@ class Processor:
         """User + system CPU time the process has used so far."""
         return cpu_seconds(self.pid)
 
+    def pause(self) -> None:
+        """SIGSTOP: frozen, threads and all, until ``resume``."""
+        if self.alive():
+            self.process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+
+    def resume(self) -> None:
+        if self.alive():
+            self.process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+
     def terminate(self, timeout_s: float = 30) -> int | None:
         """SIGTERM (a graceful stop), SIGKILL if it does not exit in time; the exit code."""
         if self.process is None:
             return None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
+            self.resume()  # a paused process acts on SIGTERM only once continued
             try:
                 self.process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:

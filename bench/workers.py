@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, TopicPartition
 
 from bench.support import STARTED
 from processors.core.order import parse_order
@@ -57,7 +57,12 @@ def _stop_event() -> threading.Event:
 def consume_loop(settings: Settings, *, naive: bool) -> None:
     """The bare loop (``naive=False``) or the per-record flush-and-commit loop."""
     stop = _stop_event()
-    consumer = clients.consumer(settings, settings.group_main, logger=RDKAFKA_LOGGER)
+    consumer = clients.consumer(
+        settings,
+        settings.group_main,
+        logger=RDKAFKA_LOGGER,
+        **{"session.timeout.ms": settings.session_timeout_ms},
+    )
     producer = clients.producer(settings, logger=RDKAFKA_LOGGER)
     failures: list[str] = []
 
@@ -69,7 +74,7 @@ def consume_loop(settings: Settings, *, naive: bool) -> None:
     consumer.subscribe([settings.topic_main])
     logger.info(STARTED)
     last_commit = time.monotonic()
-    uncommitted = False
+    positions: dict[tuple[str, int], int] = {}  # next offset to commit, per partition
     try:
         while not stop.is_set():
             batch = consumer.consume(1 if naive else CONSUME_BATCH, timeout=0.1)
@@ -86,16 +91,17 @@ def consume_loop(settings: Settings, *, naive: bool) -> None:
                         raise RuntimeError("a produce was not acknowledged")
                     consumer.commit(message=message, asynchronous=False)
                 else:
-                    uncommitted = True
+                    positions[(message.topic(), message.partition())] = message.offset() + 1
             producer.poll(0)
             if failures:
                 raise RuntimeError(f"produce failed: {failures[0]}")
             if not naive and time.monotonic() - last_commit >= settings.commit_interval_s:
                 if producer.flush(TIMEOUT_S):
                     raise RuntimeError("produces were not acknowledged")
-                if uncommitted:
-                    consumer.commit(asynchronous=False)
-                    uncommitted = False
+                if positions:
+                    offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+                    consumer.commit(offsets=offsets, asynchronous=False)
+                    positions.clear()
                 last_commit = time.monotonic()
     finally:
         producer.flush(TIMEOUT_S)
