@@ -27,6 +27,7 @@ Cases (``--case``, repeatable; default all):
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -68,6 +69,8 @@ GUARANTEES = ("at-least-once", "exactly-once")
 SHORT = {"at-least-once": "ALO", "exactly-once": "EOS"}
 RSS_LIMIT_MIB = 150
 BACKLOG_SESSION_TIMEOUT_MS = 120_000
+# The cases the main processor's targets compare: run ``repeats`` times, interleaved.
+REPEATED = frozenset({"bare-loop", "bare-quix", "main"})
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class Params:
         default_factory=lambda: retry_lateness.Params(orders=1_000, commit_intervals=(1.0,))
     )
     cases: tuple[str, ...] = CASES
+    repeats: int = 3  # rounds of the REPEATED cases, interleaved; the median is reported
     timeout_s: float = 600.0
 
 
@@ -95,6 +99,7 @@ QUICK = Params(
     naive_orders=300,
     rate_seconds=5.0,
     lateness=retry_lateness.Params(orders=300, rate_per_s=100.0, commit_intervals=(1.0,)),
+    repeats=1,
 )
 
 
@@ -105,7 +110,6 @@ def with_cases(params: Params, cases: Iterable[str]) -> Params:
 
 # --- the run -------------------------------------------------------------------------------------
 def run(ctx: Context, params: Params) -> Result:
-    rows: dict[str, dict[str, Any]] = {}
     steps: dict[str, Callable[[], Iterable[dict[str, Any]]]] = {
         "bare-loop": lambda: [_backlog_case(ctx, params, "bare-loop", "bench.workers")],
         "bare-quix": lambda: [
@@ -121,12 +125,17 @@ def run(ctx: Context, params: Params) -> Result:
         "lateness": lambda: [_lateness(ctx, params)],
     }
     failed: list[str] = []
-    for case in params.cases:
+    runs: dict[str, list[dict[str, Any]]] = {}
+    rounds = [
+        case for r in range(params.repeats) for case in params.cases if r == 0 or case in REPEATED
+    ]
+    for case in rounds:
         try:
             for row in steps[case]():
-                rows[row["case"]] = row
+                runs.setdefault(row["case"], []).append(row)
         except BenchError as exc:  # the other cases still run; this one is reported
             failed.append(f"{case}: {exc}")
+    rows = {name: _median_run(found) for name, found in runs.items()}
     result = Result(
         NAME,
         f"side-by-side: backlog of {params.orders:,} orders after {params.warmup:,} warm-up "
@@ -176,6 +185,21 @@ def run(ctx: Context, params: Params) -> Result:
         "failed": failed,
     }
     return result
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row for a case run several times (rounds interleave the cases, so every case sees
+    the machine's load swings alike): the median figures, and each run's."""
+    if len(runs) == 1:
+        return runs[0]
+    row = dict(runs[len(runs) // 2])
+    for key in ("records", "seconds", "cpu_s", "per_s", "per_cpu_s", "rss_mib", "peak_rss_mib"):
+        values = [r[key] for r in runs if r.get(key) is not None]
+        row[key] = statistics.median(values) if values else None
+    row["runs"] = [
+        {k: r.get(k) for k in ("per_s", "per_cpu_s", "seconds", "cpu_s", "load_1m")} for r in runs
+    ]
+    return row
 
 
 # --- one backlog through one kind of worker ------------------------------------------------------

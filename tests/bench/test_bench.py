@@ -56,6 +56,7 @@ SIDE_BY_SIDE_TINY = sidebyside.Params(
     rate_per_s=100,
     rate_seconds=1,
     lateness=retry_lateness.Params(orders=20, rate_per_s=40, commit_intervals=(1.0,)),
+    repeats=1,
     timeout_s=120,
 )
 
@@ -109,6 +110,17 @@ def test_cli_help() -> None:
 
 def _case(label: str, per_s: float | None, per_cpu_s: float | None) -> dict[str, object]:
     return {"label": label, "records": 10, "per_s": per_s, "per_cpu_s": per_cpu_s, "rss_mib": 90}
+
+
+def test_a_repeated_case_reports_its_median_run() -> None:
+    runs = [
+        {"case": "main-ALO", "per_s": v, "per_cpu_s": v * 2, "load_1m": [1, 2]}
+        for v in (300.0, 100.0, 200.0)
+    ]
+    row = sidebyside._median_run(runs)
+    assert (row["per_s"], row["per_cpu_s"]) == (200.0, 400.0)
+    assert [r["per_s"] for r in row["runs"]] == [300.0, 100.0, 200.0]
+    assert sidebyside._median_run(runs[:1]) is runs[0]
 
 
 def test_docs_section_is_replaced_in_place(tmp_path: Path) -> None:
