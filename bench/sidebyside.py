@@ -75,12 +75,12 @@ REPEATED = frozenset({"bare-loop", "bare-quix", "main"})
 
 @dataclass(frozen=True)
 class Params:
-    orders: int = 40_000
-    warmup: int = 2_000
-    naive_orders: int = 1_000
+    orders: int = 20_000
+    warmup: int = 1_000
+    naive_orders: int = 500
     naive_warmup: int = 50
     rate_per_s: float = 1_000.0
-    rate_seconds: float = 15.0
+    rate_seconds: float = 10.0
     retry_backoff_ms: int = 200
     scale_partitions: int = 6
     commit_interval_s: float = 1.0  # the settings default
@@ -88,7 +88,7 @@ class Params:
         default_factory=lambda: retry_lateness.Params(orders=1_000, commit_intervals=(1.0,))
     )
     cases: tuple[str, ...] = CASES
-    repeats: int = 3  # rounds of the REPEATED cases, interleaved; the median is reported
+    repeats: int = 2  # rounds of the REPEATED cases, interleaved; the median is reported
     timeout_s: float = 600.0
 
 
@@ -96,7 +96,7 @@ FULL = Params()
 QUICK = Params(
     orders=5_000,
     warmup=500,
-    naive_orders=300,
+    naive_orders=200,
     rate_seconds=5.0,
     lateness=retry_lateness.Params(orders=300, rate_per_s=100.0, commit_intervals=(1.0,)),
     repeats=1,
@@ -196,6 +196,8 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for key in ("records", "seconds", "cpu_s", "per_s", "per_cpu_s", "rss_mib", "peak_rss_mib"):
         values = [r[key] for r in runs if r.get(key) is not None]
         row[key] = statistics.median(values) if values else None
+    if row["records"] is not None:
+        row["records"] = round(row["records"])
     row["runs"] = [
         {k: r.get(k) for k in ("per_s", "per_cpu_s", "seconds", "cpu_s", "load_1m")} for r in runs
     ]
@@ -427,7 +429,7 @@ def _dlq_then_replay(ctx: Context, params: Params) -> list[dict[str, Any]]:
     replay = _figures(figures["replayed"], figures["seconds"], figures["cpu_s"])
     return [
         {"case": "failure-dlq", "label": "orderflow main, 100 % permanent → DLQ, EOS"} | dead,
-        {"case": "replay", "label": "DLQ replay, unlimited"}
+        {"case": "replay", "label": "orderflow DLQ replay, unlimited"}
         | replay
         | {"load_1m": [load_before, load_1m()]},
     ]
