@@ -5,6 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ORDERFLOW := $(BIN)/orderflow
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install up down status test test-fast lint format bench lock cloud-up cloud-down clean
@@ -43,8 +44,8 @@ format: install ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: install ## Throughput, retry lateness and dashboard refresh benchmarks
-	$(BIN)/python -m bench
+bench: install ## Side-by-side and other benchmarks (BENCH_ARGS="--quick --only side-by-side --case main")
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lock: install ## Regenerate deploy/requirements.lock (hash-pinned runtime deps of the app hosts)
 	$(BIN)/uv pip compile pyproject.toml --quiet --universal --generate-hashes \

@@ -1,4 +1,5 @@
-"""Benchmarks: throughput, retry lateness, dashboard refresh cost, kill -9 recovery.
+"""Benchmarks: side by side with bare workers, throughput, retry lateness, dashboard refresh
+cost, kill -9 recovery.
 
 ``python -m bench [--quick] [--only NAME] [--bootstrap HOST:PORT]`` (``make bench``). Speed and
 memory targets are measured here, against a real broker, not asserted in timed tests. See

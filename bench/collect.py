@@ -28,6 +28,7 @@ class Seen:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int
     arrived_mono: float
     arrived_ms: int
 
@@ -107,9 +108,14 @@ class Collector:
             consumer.assign(assignment)
             self._ready.set()
             while not self._stop.is_set():
-                batch = consumer.consume(500, timeout=0.1)
+                # consume() with a timeout waits for a full batch: block for one record only,
+                # so that a record's arrival time is when it became readable.
+                batch = consumer.consume(500, timeout=0)
                 if not batch:
-                    continue
+                    first = consumer.poll(0.1)
+                    if first is None:
+                        continue
+                    batch = [first, *consumer.consume(499, timeout=0)]
                 now_mono, now_ms = time.monotonic(), wall_ms()
                 seen = []
                 for message in batch:
@@ -127,6 +133,7 @@ class Collector:
                             key=message.key(),
                             value=message.value() if keep else None,
                             headers=tuple(message.headers() or ()) if keep else (),
+                            timestamp_ms=message.timestamp()[1],
                             arrived_mono=now_mono,
                             arrived_ms=now_ms,
                         )

@@ -75,7 +75,7 @@ def run(ctx: Context, params: Params) -> Result:
     )
     cases: list[dict[str, Any]] = []
     for interval in params.commit_intervals:
-        case = _steady(ctx, params, interval)
+        case = steady(ctx, params, interval)
         cases.append(case)
         late = case["lateness_ms"]
         result.rows.append(
@@ -159,7 +159,7 @@ def _transient(count: int, seed: int) -> list[Any]:
     return [o.model_copy(update={"simulate": once}) for o in orders]
 
 
-def _steady(ctx: Context, params: Params, interval: float) -> dict[str, Any]:
+def steady(ctx: Context, params: Params, interval: float) -> dict[str, Any]:
     settings = fresh_settings(ctx, "rl", commit_interval_s=interval, **RETRY_SETTINGS)
     warmup = _transient(1, seed=10)
     orders = _transient(params.orders, seed=11)

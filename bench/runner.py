@@ -16,7 +16,8 @@ from typing import Any
 
 from rich.console import Console
 
-from bench import dashboard_refresh, kill_recovery, retry_lateness, throughput
+from bench import dashboard_refresh, kill_recovery, retry_lateness, sidebyside, throughput
+from bench import docs as bench_docs
 from bench.broker import own_broker
 from bench.report import LATEST, Result, ResultsFile
 from bench.support import RDKAFKA_LOGGER, BenchError, Context, load_average, machine
@@ -31,6 +32,7 @@ class Benchmark:
 
 
 BENCHMARKS: dict[str, Benchmark] = {
+    sidebyside.NAME: Benchmark(sidebyside.run, sidebyside.FULL, sidebyside.QUICK),
     throughput.NAME: Benchmark(throughput.run, throughput.FULL, throughput.QUICK),
     retry_lateness.NAME: Benchmark(retry_lateness.run, retry_lateness.FULL, retry_lateness.QUICK),
     dashboard_refresh.NAME: Benchmark(
@@ -74,8 +76,11 @@ def run_benchmarks(
     bootstrap: str | None = None,
     results_path: Path = LATEST,
     console: Console | None = None,
+    cases: Sequence[str] = (),
+    docs_page: Path | None = None,
 ) -> int:
-    """Run the benchmarks; return the exit status (1 if any failed)."""
+    """Run the benchmarks; return the exit status (1 if any failed). ``cases`` narrows the
+    side-by-side benchmark; ``docs_page``: write its figures, plot and raw JSON there."""
     console = console or Console(width=None if sys.stdout.isatty() else 150)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     names = selected(only)
@@ -107,6 +112,8 @@ def run_benchmarks(
             for name in names:
                 bench = BENCHMARKS[name]
                 params = bench.quick if quick else bench.full
+                if name == sidebyside.NAME:
+                    params = sidebyside.with_cases(params, cases)
                 load = [round(x, 2) for x in load_average()]
                 began = time.monotonic()
                 console.rule(name)
@@ -131,6 +138,17 @@ def run_benchmarks(
             seconds=round(time.monotonic() - started, 1),
             load_average_after=[round(x, 2) for x in load_average()],
         )
+    ran_side_by_side = any(
+        r["benchmark"] == sidebyside.NAME and "cases" in r for r in results.document["results"]
+    )
+    if docs_page is not None and ran_side_by_side:
+        bench_docs.write(
+            results.document,
+            page=docs_page,
+            plot=docs_page.parent / bench_docs.PLOT.relative_to(bench_docs.DOCS),
+            raw=docs_page.parent / bench_docs.RAW.relative_to(bench_docs.DOCS),
+        )
+        console.print(f"side-by-side figures, plot and raw JSON written into {docs_page}")
     console.print(
         f"total {time.monotonic() - started:.0f} s; results in {results_path}"
         + (f"; [bold red]{failures} failed[/bold red]" if failures else "")

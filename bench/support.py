@@ -88,16 +88,21 @@ def processor_env(settings: Settings, **overrides: Any) -> dict[str, str]:
     return env
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
 @dataclass
 class Processor:
-    """``python -m processors main|retry`` with its settings in the environment and its log
-    in ``workdir``."""
+    """``python -m processors main|retry`` (or ``python -m <module> <role>``, e.g. a reference
+    worker of ``bench.workers``) with its settings in the environment and its log in
+    ``workdir``."""
 
     role: str
     settings: Settings
     workdir: Path
     instance_id: str | None  # None: the processor's default (hostname-pid, not stable)
     metrics_port: int | None = None
+    module: str = "processors"
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     log_path: Path = field(init=False)
 
@@ -114,10 +119,12 @@ class Processor:
         env = processor_env(
             self.settings, instance_id=self.instance_id, metrics_port=self.metrics_port
         )
+        # bench/ is not an installed package: a worker imports it from the checkout.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "processors", self.role],
+                [sys.executable, "-m", self.module, self.role],
                 env=env,
                 cwd=self.workdir,
                 stdout=log,
@@ -158,9 +165,31 @@ class Processor:
         """The process's peak resident set size so far (``VmHWM``), in MiB."""
         return _status_kib(self.pid, "VmHWM") / 1024
 
+    def rss_mib(self) -> float:
+        """The process's resident set size now (``VmRSS``), in MiB."""
+        return _status_kib(self.pid, "VmRSS") / 1024
+
+    def wait(self, timeout_s: float) -> int:
+        """Wait for a worker that ends by itself; its exit code (BenchError at the deadline)."""
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise BenchError(f"{self.role} did not finish within {timeout_s:g} s") from None
+
     def cpu_seconds(self) -> float:
         """User + system CPU time the process has used so far."""
         return cpu_seconds(self.pid)
+
+    def pause(self) -> None:
+        """SIGSTOP: frozen, threads and all, until ``resume``."""
+        if self.alive():
+            self.process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+
+    def resume(self) -> None:
+        if self.alive():
+            self.process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
 
     def terminate(self, timeout_s: float = 30) -> int | None:
         """SIGTERM (a graceful stop), SIGKILL if it does not exit in time; the exit code."""
@@ -168,6 +197,7 @@ class Processor:
             return None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
+            self.resume()  # a paused process acts on SIGTERM only once continued
             try:
                 self.process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:

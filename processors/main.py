@@ -1,7 +1,8 @@
 """The main processor: consumes ``orders.v1`` with a Quix Streams ``StreamingDataFrame``.
 
-One guarded step turns each record into a routed output; one filtered branch per route sets its
-headers, timestamp and value and writes it with ``to_topic``. In exactly-once mode the outputs
+One guarded step turns each record into a routed output; one chain (no branches, so no
+per-record copies) sets its headers and timestamp and writes it with ``to_topic`` to the topic
+its route picks. In exactly-once mode the outputs
 of a checkpoint and its input offsets are one Kafka transaction. ``on_processing_error`` is
 never used to skip a record: the step does not raise, and anything else that fails stops the
 application without committing, so a restart reprocesses from the last checkpoint.
@@ -19,7 +20,7 @@ from processors.errors import KafkaUnavailableError, ProcessorError, TopicDriftE
 from processors.kafka.clients import quix_application
 from processors.logs import event
 from processors.metrics import Metrics, serve
-from processors.pipeline import GuardedStep, InputRecord, StepResult
+from processors.pipeline import GuardedStep, InputRecord, Output
 from processors.runtime import (
     build_step,
     consumer_extra,
@@ -38,7 +39,8 @@ POLL_TIMEOUT_S = 0.1
 
 
 def build_app(settings: Settings, step: GuardedStep) -> Application:
-    """The Quix application: bytes in, guarded step, one branch per route, bytes out."""
+    """The Quix application: bytes in, guarded step, headers and timestamp set once, each
+    output written to the topic of its route."""
     import_quixstreams()
     from quixstreams import message_context
     from quixstreams.models.topics.exceptions import TopicNotFoundError
@@ -60,8 +62,9 @@ def build_app(settings: Settings, step: GuardedStep) -> Application:
         sinks = {Route.RETRY: settings.topic_retry, Route.DLQ: settings.topic_dlq}
         if settings.topic_processed:
             sinks[Route.PROCESSED] = settings.topic_processed
+        value_bytes = _output_value()
         outputs = {
-            route: app.topic(name, key_serializer="bytes", value_serializer="bytes")
+            route: app.topic(name, key_serializer="bytes", value_serializer=value_bytes)
             for route, name in sinks.items()
         }
     except TopicNotFoundError as exc:
@@ -71,7 +74,7 @@ def build_app(settings: Settings, step: GuardedStep) -> Application:
             f"cannot inspect topics on {settings.bootstrap_servers}: {exc}"
         ) from None
 
-    def guarded(value: Any, key: Any, timestamp: int, headers: Any) -> StepResult:
+    def guarded(value: Any, key: Any, timestamp: int, headers: Any) -> Output | None:
         context = message_context()
         return step(
             InputRecord(
@@ -83,20 +86,31 @@ def build_app(settings: Settings, step: GuardedStep) -> Application:
                 value=value,
                 headers=list(headers) if headers else None,
             )
-        )
+        ).output
 
-    results = app.dataframe(source).apply(guarded, metadata=True)
-    for route, topic in outputs.items():
-        branch = results.filter(lambda r, route=route: _routed_to(r, route))
-        branch = branch.set_headers(lambda r, _k, _t, _h: r.output.headers)
-        branch = branch.set_timestamp(lambda r, _k, _t, _h: r.output.timestamp_ms)
-        branch = branch.apply(lambda r: r.output.value)
-        branch.to_topic(topic)
+    # One chain, no branches: Quix deep-copies a record for every branch of a fork.
+    outputs_sdf = app.dataframe(source).apply(guarded, metadata=True)
+    if Route.PROCESSED not in outputs:  # a success without an outcome topic writes nothing
+        outputs_sdf = outputs_sdf.filter(lambda output: output is not None)
+    outputs_sdf = outputs_sdf.set_headers(lambda output, _k, _t, _h: output.headers)
+    outputs_sdf = outputs_sdf.set_timestamp(lambda output, _k, _t, _h: output.timestamp_ms)
+    outputs_sdf.to_topic(
+        lambda output, _k, _t, _h: outputs[output.route], key=lambda output: output.key
+    )
     return app
 
 
-def _routed_to(result: StepResult, route: Route) -> bool:
-    return result.output is not None and result.output.route is route
+def _output_value() -> Any:
+    """The value serializer of the output topics: the routed output's value, byte for byte
+    (the dataframe carries the whole ``Output`` so that ``to_topic`` can pick its topic).
+    Built after ``import_quixstreams``."""
+    from quixstreams.models.serializers import Serializer
+
+    class OutputValue(Serializer):
+        def __call__(self, output: Output, ctx: Any) -> bytes | None:
+            return output.value
+
+    return OutputValue()
 
 
 def run(settings: Settings) -> None:

@@ -3,19 +3,57 @@
 Counters count attempts as they happen: under exactly-once, an aborted transaction's records
 are processed (and counted) again, so counters can exceed the committed outcomes slightly.
 Every series carries a ``processor`` label (``main`` or ``retry``).
+
+Recording is on every record's path, so it is plain arithmetic on ints (no label lookup, no
+lock per record); a custom collector turns the tallies into metric families when scraped.
+Each processor records from its one processing thread; the scrape thread only reads.
 """
 
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 logger = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LATENESS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+class _Buckets:
+    """A histogram's observations: a count per bucket (the last is +Inf) and their sum."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def family(self, name: str, documentation: str, processor: str) -> HistogramMetricFamily:
+        counts, total = list(self.counts), self.sum
+        cumulative, buckets = 0, []
+        for bound, count in zip((*self.bounds, float("inf")), counts, strict=True):
+            cumulative += count
+            buckets.append((floatToGoString(bound), cumulative))
+        family = HistogramMetricFamily(name, documentation, labels=["processor"])
+        family.add_metric([processor], buckets, total)
+        return family
 
 
 class Metrics:
@@ -24,85 +62,104 @@ class Metrics:
     def __init__(self, processor: str, registry: CollectorRegistry | None = None) -> None:
         self.processor = processor
         self.registry = registry or CollectorRegistry()
-        labels = ["processor"]
-        reg = self.registry
-        self._consumed = Counter(
-            "orderflow_records_consumed", "Records read from the input topic", labels, registry=reg
-        )
-        self._succeeded = Counter(
-            "orderflow_records_succeeded", "Records the handler processed", labels, registry=reg
-        )
-        self._failed = Counter(
-            "orderflow_records_failed",
-            "Failed attempts by error category",
-            [*labels, "category"],
-            registry=reg,
-        )
-        self._retried = Counter(
-            "orderflow_records_retried",
-            "Records forwarded to the retry topic, by the attempt that failed",
-            [*labels, "attempt"],
-            registry=reg,
-        )
-        self._dead_lettered = Counter(
-            "orderflow_records_dead_lettered",
-            "Records written to the dead-letter topic, by reason",
-            [*labels, "reason"],
-            registry=reg,
-        )
-        self._skipped = Counter(
-            "orderflow_records_skipped",
-            "Re-read records already finished before a restart or rebalance",
-            labels,
-            registry=reg,
-        )
-        self._waiting = Gauge(
-            "orderflow_records_waiting",
-            "Records held in memory until their due time",
-            labels,
-            registry=reg,
-        )
-        self._lateness = Histogram(
-            "orderflow_retry_lateness_seconds",
-            "How long after its due time a retry record was processed",
-            labels,
-            buckets=LATENESS_BUCKETS,
-            registry=reg,
-        )
-        self._latency = Histogram(
-            "orderflow_processing_seconds",
-            "Time to decode, handle and route one record",
-            labels,
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
-        )
+        self._consumed = 0
+        self._succeeded = 0
+        self._skipped = 0
+        self._waiting = 0
+        self._failed: defaultdict[str, int] = defaultdict(int)
+        self._retried: defaultdict[int, int] = defaultdict(int)
+        self._dead_lettered: defaultdict[str, int] = defaultdict(int)
+        self._lateness = _Buckets(LATENESS_BUCKETS)
+        self._latency = _Buckets(LATENCY_BUCKETS)
+        self.registry.register(_Exporter(self))
 
     def consumed(self) -> None:
-        self._consumed.labels(self.processor).inc()
+        self._consumed += 1
 
     def succeeded(self) -> None:
-        self._succeeded.labels(self.processor).inc()
+        self._succeeded += 1
 
     def failed(self, category: str) -> None:
-        self._failed.labels(self.processor, category).inc()
+        self._failed[category] += 1
 
     def retried(self, attempt: int) -> None:
-        self._retried.labels(self.processor, str(attempt)).inc()
+        self._retried[attempt] += 1
 
     def dead_lettered(self, reason: str) -> None:
-        self._dead_lettered.labels(self.processor, reason).inc()
+        self._dead_lettered[reason] += 1
 
     def skipped(self) -> None:
-        self._skipped.labels(self.processor).inc()
+        self._skipped += 1
 
     def waiting(self, count: int) -> None:
-        self._waiting.labels(self.processor).set(count)
+        self._waiting = count
 
     def lateness(self, seconds: float) -> None:
-        self._lateness.labels(self.processor).observe(max(seconds, 0.0))
+        self._lateness.observe(max(seconds, 0.0))
 
     def processing(self, seconds: float) -> None:
-        self._latency.labels(self.processor).observe(seconds)
+        self._latency.observe(seconds)
+
+
+class _Exporter(Collector):
+    """Reads a ``Metrics``' tallies at scrape time (dict copies are atomic under the GIL)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m, p = self.metrics, self.metrics.processor
+        for name, documentation, value in (
+            ("orderflow_records_consumed", "Records read from the input topic", m._consumed),
+            ("orderflow_records_succeeded", "Records the handler processed", m._succeeded),
+            (
+                "orderflow_records_skipped",
+                "Re-read records already finished before a restart or rebalance",
+                m._skipped,
+            ),
+        ):
+            counter = CounterMetricFamily(name, documentation, labels=["processor"])
+            counter.add_metric([p], value)
+            yield counter
+        for name, documentation, label, tally in (
+            (
+                "orderflow_records_failed",
+                "Failed attempts by error category",
+                "category",
+                m._failed,
+            ),
+            (
+                "orderflow_records_retried",
+                "Records forwarded to the retry topic, by the attempt that failed",
+                "attempt",
+                m._retried,
+            ),
+            (
+                "orderflow_records_dead_lettered",
+                "Records written to the dead-letter topic, by reason",
+                "reason",
+                m._dead_lettered,
+            ),
+        ):
+            counter = CounterMetricFamily(name, documentation, labels=["processor", label])
+            for key, value in dict(tally).items():
+                counter.add_metric([p, str(key)], value)
+            yield counter
+        gauge = GaugeMetricFamily(
+            "orderflow_records_waiting",
+            "Records held in memory until their due time",
+            labels=["processor"],
+        )
+        gauge.add_metric([p], m._waiting)
+        yield gauge
+        yield m._lateness.family(
+            "orderflow_retry_lateness_seconds",
+            "How long after its due time a retry record was processed",
+            p,
+        )
+        yield m._latency.family(
+            "orderflow_processing_seconds", "Time to decode, handle and route one record", p
+        )
 
 
 def serve(metrics: Metrics, port: int | None, host: str = "127.0.0.1") -> Any:

@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bench import dashboard_refresh, kill_recovery, retry_lateness, runner, throughput
+from bench import (
+    dashboard_refresh,
+    docs,
+    kill_recovery,
+    retry_lateness,
+    runner,
+    sidebyside,
+    throughput,
+)
 from bench.report import Result, ResultsFile, fmt
 from bench.support import percentile, summary
 
@@ -40,6 +48,19 @@ TINY = {
 }
 
 
+SIDE_BY_SIDE_TINY = sidebyside.Params(
+    orders=200,
+    warmup=20,
+    naive_orders=30,
+    naive_warmup=5,
+    rate_per_s=100,
+    rate_seconds=1,
+    lateness=retry_lateness.Params(orders=20, rate_per_s=40, commit_intervals=(1.0,)),
+    repeats=1,
+    timeout_s=120,
+)
+
+
 def test_percentile_interpolates_between_ranks() -> None:
     assert percentile([10, 20, 30, 40], 50) == 25
     assert percentile([5], 99) == 5
@@ -54,6 +75,13 @@ def test_only_selects_in_the_usual_order() -> None:
         "throughput",
         "kill-recovery",
     ]
+
+
+def test_with_cases_keeps_the_usual_order() -> None:
+    assert sidebyside.with_cases(sidebyside.FULL, ()).cases == sidebyside.CASES
+    chosen = sidebyside.with_cases(sidebyside.QUICK, ("main", "bare-quix"))
+    assert chosen.cases == ("bare-quix", "main")
+    assert chosen.orders == sidebyside.QUICK.orders
 
 
 def test_results_file_has_no_nan(tmp_path: Path) -> None:
@@ -77,7 +105,51 @@ def test_cli_help() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "--bootstrap" in done.stdout and "--only" in done.stdout
+    assert "--bootstrap" in done.stdout and "--only" in done.stdout and "--case" in done.stdout
+
+
+def _case(label: str, per_s: float | None, per_cpu_s: float | None) -> dict[str, object]:
+    return {"label": label, "records": 10, "per_s": per_s, "per_cpu_s": per_cpu_s, "rss_mib": 90}
+
+
+def test_a_repeated_case_reports_its_median_run() -> None:
+    runs = [
+        {"case": "main-ALO", "per_s": v, "per_cpu_s": v * 2, "load_1m": [1, 2]}
+        for v in (300.0, 100.0, 200.0)
+    ]
+    row = sidebyside._median_run(runs)
+    assert (row["per_s"], row["per_cpu_s"]) == (200.0, 400.0)
+    assert [r["per_s"] for r in row["runs"]] == [300.0, 100.0, 200.0]
+    assert sidebyside._median_run(runs[:1]) is runs[0]
+
+
+def test_docs_section_is_replaced_in_place(tmp_path: Path) -> None:
+    page = tmp_path / "benchmarks.md"
+    page.write_text(f"# Benchmarks\n\nintro\n\n{docs.BEGIN}\nold figures\n{docs.END}\n\nafter\n")
+    cases = {
+        "bare-quix-ALO": _case("bare Quix app, at-least-once", 1000.0, 2000.0),
+        "main-ALO": _case("orderflow main, at-least-once", 900.0, 1000.0),
+        "naive": _case("naive", None, None),
+    }
+    rows = {name: dict(row) for name, row in cases.items()}
+    entry = {
+        "benchmark": "side-by-side",
+        "cases": cases,
+        "targets": sidebyside.evaluate(rows, sidebyside.QUICK),
+    }
+    document = {"run": {"started_at": "now", "machine": {"cpus": 2}}, "results": [entry]}
+    plot, raw = tmp_path / "images" / "plot.png", tmp_path / "bench" / "run.json"
+    docs.write(document, page=page, plot=plot, raw=raw)
+    docs.write(document, page=page, plot=plot, raw=raw)
+    text = page.read_text()
+    assert text.startswith("# Benchmarks\n\nintro\n") and text.rstrip().endswith("after")
+    assert "old figures" not in text and text.count(docs.BEGIN) == 1
+    assert "| orderflow main, at-least-once | 10 | 900 | 1,000 | 0.50× , 0.90×" in text
+    assert "| main ALO ÷ bare Quix ALO (records/CPU-s) ≥ 0.85× | 0.50× | **missed** |" in text
+    assert "| main ALO ÷ bare Quix ALO (records/s) ≥ 0.85× | 0.90× | met |" in text
+    assert "](images/plot.png)" in text and "](bench/run.json)" in text
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    assert json.loads(raw.read_text()) == document
 
 
 @pytest.mark.kafka
@@ -89,6 +161,7 @@ def test_every_benchmark_end_to_end(
     tiny = {
         name: runner.Benchmark(bench.run, TINY[name], TINY[name])
         for name, bench in runner.BENCHMARKS.items()
+        if name in TINY
     }
     monkeypatch.setattr(runner, "BENCHMARKS", tiny)
     path = tmp_path / "latest.json"
@@ -131,3 +204,47 @@ def test_every_benchmark_end_to_end(
     assert kill["duplicates"] == 0 and kill["lost"] == 0
     assert 0 < kill["visible_at_kill"] < 3_000
     assert kill["kill_to_visible_s"] > 0
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_side_by_side_end_to_end(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every side-by-side case at a tiny size, and its figures written into a docs page."""
+    tiny = runner.Benchmark(sidebyside.run, SIDE_BY_SIDE_TINY, SIDE_BY_SIDE_TINY)
+    monkeypatch.setattr(runner, "BENCHMARKS", {sidebyside.NAME: tiny})
+    path, page = tmp_path / "latest.json", tmp_path / "docs" / "benchmarks.md"
+    page.parent.mkdir()
+    page.write_text("# Benchmarks\n")
+    console = Console(file=(tmp_path / "out.txt").open("w"), width=160)
+
+    status = runner.run_benchmarks(
+        quick=True, bootstrap=kafka_bootstrap, results_path=path, console=console, docs_page=page
+    )
+
+    output = (tmp_path / "out.txt").read_text()
+    assert status == 0, output
+    (result,) = json.loads(path.read_text())["results"]
+    assert result["ok"], output
+    cases = result["cases"]
+    assert set(cases) == {
+        "bare-loop", "naive", "bare-quix-ALO", "bare-quix-EOS", "main-ALO", "main-EOS",
+        "failure-retry", "retry-due", "failure-dlq", "replay", "latency-ALO", "latency-EOS",
+        "scale-1", "scale-2", "lateness",
+    }  # fmt: skip
+    for name, case in cases.items():
+        if name.startswith("latency"):
+            assert case["latency_ms"]["p50"] >= 0 and case["rss_mib"] > 10, name
+        elif name != "lateness":  # a tiny backlog may be done before its window opens
+            assert 0 <= case["records"] <= 220 and case["cpu_s"] >= 0, name
+    assert cases["replay"]["records"] == 220 and cases["replay"]["cpu_s"] > 0
+    assert cases["scale-2"]["instances"] == 2
+    assert cases["lateness"]["early"] == 0 and cases["lateness"]["records"] == 20
+    assert {t["met"] for t in result["targets"]} <= {True, False, None}
+    assert len(result["targets"]) == 19
+    text = page.read_text()
+    assert docs.BEGIN in text and "| orderflow main at 100/s, exactly-once |" in text
+    assert (page.parent / "images" / "bench-side-by-side.png").stat().st_size > 1000
+    assert (page.parent / "bench" / "side-by-side.json").is_file()
