@@ -43,7 +43,13 @@ from processors.dlq.filters import DlqFilter
 from processors.dlq.model import DeadLetter
 from processors.dlq.rewrite import ReplayTarget, replay_headers
 from processors.dlq.run import MAX_LISTED, Pacer, Progress, ReplayReport, Run
-from processors.dlq.sender import ReplayStalledError, Sender, bounded
+from processors.dlq.sender import (
+    ProducerFencedError,
+    ReplayStalledError,
+    Sender,
+    TransactionAbortedError,
+    bounded,
+)
 from processors.errors import KafkaUnavailableError
 from processors.kafka import clients, tail
 from processors.kafka.topics import provision, redriven_spec
@@ -247,7 +253,14 @@ def _loop(run: Run, consumer: Consumer, sender: Sender | None) -> None:
                     run.position[partition] = end
                     pending.discard(partition)
                     continue
-                if not _handle(run, message, consumer, sender, pacer):
+                try:
+                    handled = _handle(run, message, consumer, sender, pacer)
+                except (TransactionAbortedError, ProducerFencedError) as exc:
+                    run.recover(consumer, sender, exc)  # type: ignore[arg-type]
+                    pending = _assign(run, consumer)
+                    rewound = True
+                    break
+                if not handled:
                     break  # limit reached: this record stays unreplayed and uncommitted
                 run.position[partition] = offset + 1
                 since_checkpoint += 1

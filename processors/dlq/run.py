@@ -20,6 +20,7 @@ from processors.dlq.ledger import Ledger, Redrive, read_ledger
 from processors.dlq.model import DeadLetter
 from processors.dlq.rewrite import ReplayTarget, RunMark, fingerprint
 from processors.dlq.sender import (
+    COORDINATOR_SETTLING,
     ProducerFencedError,
     Sender,
     TransactionAbortedError,
@@ -37,15 +38,6 @@ MAX_LISTED = 100
 MAX_RECOVERIES = 5
 
 Progress = Callable[[int, int], None]
-_COORDINATOR_SETTLING = frozenset(
-    {
-        KafkaError.NOT_COORDINATOR,
-        KafkaError.COORDINATOR_NOT_AVAILABLE,
-        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-        KafkaError.UNSTABLE_OFFSET_COMMIT,
-        KafkaError._WAIT_COORD,
-    }
-)
 
 
 @dataclass
@@ -232,7 +224,7 @@ class Run:
                 error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
                 # A coordinator still loading or moving (a new or restarted broker): ask again.
                 settling = error is not None and (
-                    error.retriable() or error.code() in _COORDINATOR_SETTLING
+                    error.retriable() or error.code() in COORDINATOR_SETTLING
                 )
                 if not settling or time.monotonic() >= deadline:
                     raise KafkaUnavailableError(f"cannot read replay progress: {exc}") from exc
@@ -371,16 +363,12 @@ class Run:
         try:
             unconfirmed = sender.flush()
             if unconfirmed or self.failures:
-                self.errors.clear()
                 raise TransactionAbortedError(
                     f"{unconfirmed or len(self.failures)} deliveries not acknowledged"
                 )
             self._commit_offsets(consumer, sender, done)
-        except TransactionAbortedError as exc:
-            self._recover(consumer, sender, str(exc), renew=False)
-            return False
-        except ProducerFencedError as exc:
-            self._recover(consumer, sender, str(exc), renew=True)
+        except (TransactionAbortedError, ProducerFencedError) as exc:
+            self.recover(consumer, sender, exc)
             return False
         self._merge()
         return True
@@ -440,9 +428,16 @@ class Run:
         if len(self.report.replayed_refs) < MAX_LISTED:
             self.report.replayed_refs.append(entry.ref)
 
-    def _recover(self, consumer: Consumer | None, sender: Sender, why: str, *, renew: bool) -> None:
-        """Abort (or renew the producer), then rewind to the last commit. A commit whose outcome
-        was unknown is settled by reading back what this run wrote to the ledger."""
+    def recover(
+        self,
+        consumer: Consumer | None,
+        sender: Sender,
+        exc: TransactionAbortedError | ProducerFencedError,
+    ) -> None:
+        """Abort (or, fenced, renew the producer), then rewind to the last commit. A commit
+        whose outcome was unknown is settled by reading back what this run wrote to the
+        ledger."""
+        why, renew = str(exc), isinstance(exc, ProducerFencedError)
         self.recoveries_in_a_row += 1
         self.report.recoveries += 1
         logger.warning(
@@ -459,6 +454,7 @@ class Run:
             )
         self.generation += 1
         self.failures.clear()
+        self.errors.clear()  # failed deliveries of the aborted work: it is done again
         self.batch = Batch()
         if renew:
             sender.renew()

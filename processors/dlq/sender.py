@@ -29,6 +29,17 @@ from processors.settings import Settings
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 Headers = list[tuple[str, bytes]]
+# A coordinator still loading or moving (a new or restarted broker): worth asking again,
+# although librdkafka does not flag all of these retriable.
+COORDINATOR_SETTLING = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.UNSTABLE_OFFSET_COMMIT,
+        KafkaError._WAIT_COORD,
+    }
+)
 
 
 class ReplayStalledError(KafkaUnavailableError):
@@ -36,11 +47,11 @@ class ReplayStalledError(KafkaUnavailableError):
     commit is kept."""
 
 
-class TransactionAbortedError(Exception):
+class TransactionAbortedError(KafkaUnavailableError):
     """The open transaction cannot commit and must be aborted (its work is then redone)."""
 
 
-class ProducerFencedError(Exception):
+class ProducerFencedError(KafkaUnavailableError):
     """The producer is unusable (fenced or fatal error); a new one with the same
     transactional id may go on."""
 
@@ -126,7 +137,8 @@ class Sender:
                     raise TransactionAbortedError(f"{what}: {error.str()}") from exc
                 if error.fatal():
                     raise ProducerFencedError(f"{what}: {error.str()}") from exc
-                if not error.retriable() or time.monotonic() >= deadline:
+                retriable = error.retriable() or error.code() in COORDINATOR_SETTLING
+                if not retriable or time.monotonic() >= deadline:
                     if error.code() == KafkaError._TIMED_OUT:
                         raise ReplayStalledError(
                             f"replay stalled: {what} did not finish within"
@@ -167,11 +179,14 @@ class Sender:
 
     def _raise(self, exc: KafkaException, what: str) -> None:
         error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-        if error is not None and error.txn_requires_abort():
-            raise TransactionAbortedError(f"{what}: {error.str()}") from exc
+        text = error.str() if error is not None else str(exc)
         if error is not None and error.fatal():
-            raise ProducerFencedError(f"{what}: {error.str()}") from exc
-        raise KafkaUnavailableError(f"{what} failed: {exc}") from exc
+            raise ProducerFencedError(f"{what}: {text}") from exc
+        if self.exactly_once:
+            # The transaction cannot go on (e.g. its deliveries timed out while the process was
+            # frozen: librdkafka then refuses new records with an "erroneous state"): abort it.
+            raise TransactionAbortedError(f"{what}: {text}") from exc
+        raise KafkaUnavailableError(f"{what} failed: {text}") from exc
 
     def poll(self, timeout_s: float) -> None:
         self.producer.poll(timeout_s)

@@ -194,3 +194,41 @@ def test_replay_killed_with_sigkill_resumes_and_stops_at_the_end(
         f" ({rate:.0f}/s incl. start-up, target 400/s); {guarantee}: duplicates {duplicates}"
     )
     assert replayed_now / 400 <= elapsed
+
+
+@pytest.mark.slow
+def test_replay_whose_transaction_the_broker_aborted_recovers_inside_the_run(
+    dlq_topics, write_dlq, unique
+) -> None:
+    """A run frozen (SIGSTOP) past its transaction timeout: the coordinator aborts the open
+    transaction and bumps the producer epoch, as after a coordinator failover. Not a zombie:
+    the run renews its producer, rewinds to its last commit and finishes, exactly once."""
+    settings = dlq_topics
+    write_dlq([dead_letter(settings, order_id=f"z{i:03d}") for i in range(600)])
+    group = f"g-{unique}-fenced"
+    env = env_of(settings) | {"ORDERFLOW_TRANSACTION_TIMEOUT_MS": "2000"}
+    command = [*ORDERFLOW, "dlq", "replay", "--rate", "100", "--group", group]
+    replay = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ledger_topic = settings.topic_redriven
+    deadline = time.monotonic() + 60
+    while not tail.watermarks(settings, [ledger_topic])[ledger_topic] or (
+        tail.topic_totals(settings, [ledger_topic])[ledger_topic] < 100
+    ):
+        assert replay.poll() is None, replay.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    replay.send_signal(signal.SIGSTOP)
+    # The broker looks for expired transactions every 10 s (Kafka's default): 15 s frozen is
+    # past the 2 s timeout by at least one sweep.
+    time.sleep(15)
+    replay.send_signal(signal.SIGCONT)
+    stdout, stderr = replay.communicate(timeout=120)
+    out_text, err_text = stdout.decode(), stderr.decode()
+    assert replay.returncode == 0, out_text + err_text
+    assert "replayed 600 of 600 selected" in out_text, out_text + err_text
+    assert "recovered" in err_text, err_text  # the abort happened, and was recovered from
+    out = read_all(settings, settings.topic_main, 601, timeout_s=10)
+    refs = Counter(dict(headers)[h.REPLAY_OF].decode() for *_, headers in out)
+    assert len(refs) == 600 and len(out) == 600  # nothing lost, nothing twice
+    assert len(read_ledger(settings)) == 600
+    print(f"\n{[line for line in err_text.splitlines() if 'recover' in line]}")
