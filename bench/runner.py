@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench import dashboard_refresh, kill_recovery, retry_lateness, throughput
+from bench import dashboard_refresh, kill_recovery, ledger, retry_lateness, throughput
 from bench.broker import own_broker
 from bench.report import LATEST, Result, ResultsFile
 from bench.support import RDKAFKA_LOGGER, BenchError, Context, load_average, machine
@@ -37,6 +37,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         dashboard_refresh.run, dashboard_refresh.FULL, dashboard_refresh.QUICK
     ),
     kill_recovery.NAME: Benchmark(kill_recovery.run, kill_recovery.FULL, kill_recovery.QUICK),
+    ledger.NAME: Benchmark(ledger.run, ledger.FULL, ledger.QUICK),
 }
 
 

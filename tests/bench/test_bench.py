@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bench import dashboard_refresh, kill_recovery, retry_lateness, runner, throughput
+from bench import dashboard_refresh, kill_recovery, ledger, retry_lateness, runner, throughput
 from bench.report import Result, ResultsFile, fmt
 from bench.support import percentile, summary
 
@@ -37,6 +37,7 @@ TINY = {
     kill_recovery.NAME: kill_recovery.Params(
         orders=3_000, commit_interval_s=0.2, cases=("stable",), timeout_s=180
     ),
+    ledger.NAME: ledger.Params(entries=2_000, timeout_s=120),
 }
 
 
@@ -131,3 +132,6 @@ def test_every_benchmark_end_to_end(
     assert kill["duplicates"] == 0 and kill["lost"] == 0
     assert 0 < kill["visible_at_kill"] < 3_000
     assert kill["kill_to_visible_s"] > 0
+
+    led = results["ledger"]
+    assert led["complete"] and led["ledger_records"] == 2_000 and led["read_s"] > 0
