@@ -16,7 +16,14 @@ from typing import Any
 
 from rich.console import Console
 
-from bench import dashboard_refresh, kill_recovery, retry_lateness, sidebyside, throughput
+from bench import (
+    dashboard_refresh,
+    kill_recovery,
+    ledger,
+    retry_lateness,
+    sidebyside,
+    throughput,
+)
 from bench import docs as bench_docs
 from bench.broker import own_broker
 from bench.report import LATEST, Result, ResultsFile
@@ -39,6 +46,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         dashboard_refresh.run, dashboard_refresh.FULL, dashboard_refresh.QUICK
     ),
     kill_recovery.NAME: Benchmark(kill_recovery.run, kill_recovery.FULL, kill_recovery.QUICK),
+    ledger.NAME: Benchmark(ledger.run, ledger.FULL, ledger.QUICK),
 }
 
 

@@ -48,6 +48,7 @@ def fresh_settings(ctx: Context, tag: str, **overrides: Any) -> Settings:
         "topic_retry": f"bench-{suffix}.orders.retry",
         "topic_dlq": f"bench-{suffix}.orders.dlq",
         "topic_processed": f"bench-{suffix}.orders.processed",
+        "topic_redriven": f"bench-{suffix}.orders.dlq.redriven",
         "group_main": f"bench-{suffix}-main",
         "group_retry": f"bench-{suffix}-retry",
         "state_dir": state_dir,
@@ -68,7 +69,8 @@ def own_topics(settings: Settings) -> Iterator[Settings]:
 
 def delete_topics(settings: Settings) -> None:
     admin = clients.admin_client(settings, logger=RDKAFKA_LOGGER)
-    futures = admin.delete_topics(settings.all_topics, operation_timeout=30, request_timeout=30)
+    names = [*settings.all_topics, settings.topic_redriven]
+    futures = admin.delete_topics(names, operation_timeout=30, request_timeout=30)
     for future in futures.values():
         with contextlib.suppress(Exception):  # best effort: the broker may be going away
             future.result(timeout=30)

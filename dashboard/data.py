@@ -8,12 +8,12 @@ which creates a consumer group: counts come from watermarks, records from tail r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 
 from dashboard.shape import RecordCounts
 from processors import dlq, producer
-from processors.dlq import DeadLetter, DlqFilter, ReplayReport, ReplayTarget
+from processors.dlq import DeadLetter, DlqFilter, Ledger, LedgerCache, ReplayReport, ReplayTarget
 from processors.kafka import groups, tail
 from processors.kafka.tail import TopicRecord
 from processors.producer import Delivery, GeneratedItem, ProduceSummary
@@ -166,16 +166,79 @@ def dead_letters(
     limit: int,
     max_scan: int | None = None,
     timeout_s: float | None = None,
+    redriven: Container[str] = (),
 ) -> tuple[list[DeadLetter], bool]:
     """The newest ``limit`` dead letters matching ``flt``, newest first, and whether every
     candidate was looked at (``False``: exactly ``max_scan`` offsets, default
-    ``DLQ_MAX_SCAN``, were read and older matches may exist beyond them)."""
+    ``DLQ_MAX_SCAN``, were read and older matches may exist beyond them). ``redriven``: the
+    ledger, for a state filter."""
     return dlq.search_dead_letters(
         settings,
         flt,
         limit,
         max_scan=DLQ_MAX_SCAN if max_scan is None else max_scan,
         timeout_s=_timeout(timeout_s, 2),
+        redriven=redriven,
+    )
+
+
+# A refresh reads at most this many new redrive-ledger records: a large ledger (1,000,000
+# entries: see bench/ledger.py) is caught up over a few refreshes, never in one.
+LEDGER_BUDGET = 50_000
+
+
+def redrive_ledger(
+    settings: Settings, cache: LedgerCache, timeout_s: float | None = None
+) -> Ledger:
+    """The redrive ledger, brought up to date by reading only what is new since the last
+    refresh (at most ``LEDGER_BUDGET`` records; ``cache.complete`` says if it caught up)."""
+    return cache.refresh(settings, budget=LEDGER_BUDGET, timeout_s=_timeout(timeout_s))
+
+
+@dataclass(frozen=True)
+class DlqCounts:
+    """What is left to do: dead letters (``exact`` False: estimated from offsets), how many of
+    them the ledger lists as redriven, and ``pending`` = the rest. ``ledger_complete`` False:
+    the ledger is still being caught up, so ``redriven`` may still grow."""
+
+    dead_letters: int
+    exact: bool
+    redriven: int
+    ledger_complete: bool
+    ledger_garbage: int
+    ledger_stale: int
+    ledger_missing: bool
+
+    @property
+    def pending(self) -> int:
+        return max(0, self.dead_letters - self.redriven)
+
+
+def dlq_counts(
+    settings: Settings,
+    counts: RecordCounts,
+    ledger: Ledger,
+    ledger_complete: bool,
+    timeout_s: float | None = None,
+) -> DlqCounts:
+    """Dead letters counted exactly where the budget of ``counts`` allows (see
+    ``record_totals``), against the ledger's redriven entries."""
+    topic = settings.topic_dlq
+    marks = tail.watermarks(settings, [topic], timeout_s=_timeout(timeout_s))
+    plan = counts.plan(marks)
+    counted = {
+        name: tail.count_records(settings, name, ranges, timeout_s=_timeout(timeout_s))
+        for name, ranges in plan.items()
+    }
+    total, exact = counts.apply(marks, plan, counted)[topic]
+    return DlqCounts(
+        dead_letters=total,
+        exact=exact,
+        redriven=len(ledger),
+        ledger_complete=ledger_complete,
+        ledger_garbage=ledger.garbage,
+        ledger_stale=ledger.stale,
+        ledger_missing=ledger.missing,
     )
 
 
@@ -196,15 +259,17 @@ def produce_many(
 
 
 def replay_letters(
-    settings: Settings, letters: Sequence[DeadLetter], to: ReplayTarget
+    settings: Settings, letters: Sequence[DeadLetter], to: ReplayTarget, again: bool = False
 ) -> ReplayReport:
-    """Republish exactly these dead letters (by DLQ position), as they are. Not resumable: a
-    selection is small, and no consumer group is created for it. The DLQ is not changed."""
+    """Redrive exactly these dead letters (by DLQ position), as they are: those the ledger
+    lists as redriven are skipped unless ``again``. Not resumable: a selection is small, and
+    no consumer group is created for it. The DLQ is not changed."""
     positions = frozenset((letter.partition, letter.offset) for letter in letters)
     return dlq.replay(
         settings,
         DlqFilter(positions=positions),
         to=to,
+        again=again,
         group=None,
         idle_timeout_s=_timeout(None, 3),
         delivery_timeout_s=_timeout(None, 3),

@@ -447,3 +447,38 @@ def replay_outcome(report: ReplayReportLike, what: str = "dead letter(s)") -> tu
         parts.append(f"Failed {report.failed}: {'; '.join(report.errors[:5])}.")
     ok = report.replayed > 0 and not report.refused_count and not report.failed
     return ("ok" if ok else "warn"), " ".join(parts)
+
+
+class RedriveLike(Protocol):
+    run_id: str
+    at_ms: int
+    landed: str
+    count: int
+
+
+class LedgerLike(Protocol):
+    def get(self, ref: str) -> RedriveLike | None: ...
+
+
+def with_redrive_state(
+    frame: pd.DataFrame, refs: Sequence[str], ledger: LedgerLike
+) -> pd.DataFrame:
+    """``frame`` (from ``dead_letter_frame``; row i is dead letter ``refs[i]``) with each row's
+    redrive ``state`` (``pending``: never redriven; ``redriven``) and ``redriven`` (when,
+    which run, where the new record went) after the reason."""
+    entries = [ledger.get(ref) for ref in refs]
+    frame = frame.copy()
+    at = frame.columns.get_loc("reason") + 1
+    frame.insert(at, "state", ["pending" if e is None else "redriven" for e in entries])
+    frame.insert(
+        at + 1,
+        "redriven",
+        [
+            ""
+            if e is None
+            else f"{to_timestamp(e.at_ms):%Y-%m-%d %H:%M:%S} · run {e.run_id} → {e.landed}"
+            + (f" (×{e.count})" if e.count > 1 else "")
+            for e in entries
+        ],
+    )
+    return frame

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     topic_dlq: str = Field("orders.dlq", min_length=1)
     # An empty name disables the outcome record.
     topic_processed: str = "orders.processed"
+    # Compacted: one record per redriven dead letter (what makes a redrive a move, not a copy).
+    topic_redriven: str = Field("orders.dlq.redriven", min_length=1)
     partitions: int = Field(3, ge=1, le=1000)
     replication_factor: int = Field(1, ge=1, le=10)
     retention_main_ms: int = Field(7 * DAY_MS, ge=-1)
@@ -112,7 +114,7 @@ class Settings(BaseSettings):
             )
         if self.backoff_max_ms < self.backoff_initial_ms:
             raise ValueError("backoff_max_ms must be at least backoff_initial_ms")
-        names = [self.topic_main, self.topic_retry, self.topic_dlq]
+        names = [self.topic_main, self.topic_retry, self.topic_dlq, self.topic_redriven]
         if self.topic_processed:
             names.append(self.topic_processed)
         if len(set(names)) != len(names):

@@ -39,6 +39,7 @@ def kafka_settings(kafka_bootstrap: str, unique: str, tmp_path) -> Settings:
         topic_retry=f"t-{unique}.orders.retry",
         topic_dlq=f"t-{unique}.orders.dlq",
         topic_processed=f"t-{unique}.orders.processed",
+        topic_redriven=f"t-{unique}.orders.dlq.redriven",
         group_main=f"g-{unique}-main",
         group_retry=f"g-{unique}-retry",
         state_dir=tmp_path / "state",

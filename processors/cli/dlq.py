@@ -71,6 +71,11 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--until", help="Dead-lettered before: 30m, 2h, 7d or an RFC 3339 time."),
         click.option("--partition", type=click.IntRange(min=0), help="DLQ partition."),
         click.option("--offset", type=click.IntRange(min=0), help="DLQ offset."),
+        click.option(
+            "--state",
+            type=click.Choice(lib.STATES),
+            help="pending: never redriven; redriven: listed in the redrive ledger.",
+        ),
     ]
 
     @functools.wraps(command)
@@ -85,6 +90,7 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
             until_ms=_when(kwargs.pop("until"), now_ms),
             partition=kwargs.pop("partition"),
             offset=kwargs.pop("offset"),
+            state=kwargs.pop("state"),
         )
         return command(flt=flt, **kwargs)
 
@@ -114,6 +120,38 @@ def _bar(label: str) -> Progress:
     )
 
 
+def _ledger(settings: Settings, *, quiet: bool = False) -> lib.Ledger:
+    """The redrive ledger, read once for the command, with a progress bar and notes on what
+    it skipped (``quiet``: neither)."""
+    if quiet:
+        return lib.read_ledger(settings)
+    topic = settings.topic_redriven
+    size = sum(high - low for low, high in tail.watermarks(settings, [topic])[topic].values())
+    with _bar("reading ledger") as bar:
+        task = bar.add_task("ledger", total=size)
+        ledger = lib.read_ledger(settings, progress=lambda n: bar.advance(task, n))
+    if ledger.missing:
+        click.echo(
+            f"note: no redrive ledger ({topic}): every dead letter counts as pending;"
+            " `orderflow topics create` provisions it",
+            err=True,
+        )
+    if ledger.garbage or ledger.stale:
+        click.echo(
+            f"note: ledger entries skipped: {ledger.garbage} unreadable,"
+            f" {ledger.stale} for dead letters retention removed",
+            err=True,
+        )
+    return ledger
+
+
+def _redrive_text(entry: lib.Redrive | None) -> str:
+    if entry is None:
+        return "-"
+    again = f" (×{entry.count})" if entry.count > 1 else ""
+    return f"{_time(entry.at_ms)} run {entry.run_id} → {entry.landed}{again}"
+
+
 def _time(ms: int | None) -> str:
     if ms is None:
         return "-"
@@ -139,16 +177,21 @@ def stats(flt: lib.DlqFilter) -> None:
     """Counts by reason, error class, category and age (reads the whole DLQ once)."""
     settings = _settings()
     now_ms = int(time.time() * 1000)
+    ledger = _ledger(settings)
     with _bar("reading DLQ") as bar:
         task = bar.add_task("scan", total=lib.dlq_size(settings, flt))
         result = lib.dlq_stats(
-            settings, flt, now_ms=now_ms, progress=lambda n: bar.advance(task, n)
+            settings, flt, now_ms=now_ms, progress=lambda n: bar.advance(task, n), ledger=ledger
         )
     console = Console()
     console.print(
         f"[bold]{result.total}[/] dead letters in {escape(settings.topic_dlq)}"
-        f" ({escape(flt.describe())}); replayed before: {result.replayed},"
-        f" at the replay limit: {result.at_replay_limit}"
+        f" ({escape(flt.describe())}): [bold]{result.pending} pending[/] (left to do),"
+        f" {result.redriven} redriven ({result.failed_again} of them dead-lettered again)"
+    )
+    console.print(
+        f"carrying x-replay-count ≥ 1: {result.replayed}, at the replay limit:"
+        f" {result.at_replay_limit}"
     )
     if result.total:
         console.print(
@@ -161,6 +204,7 @@ def stats(flt: lib.DlqFilter) -> None:
         ("category", result.by_category),
         ("age", result.by_age),
         ("partition", result.by_partition),
+        ("redrive run", result.by_run),
     ):
         table = Table(title=f"by {title}", title_justify="left")
         table.add_column(title)
@@ -183,7 +227,16 @@ def stats(flt: lib.DlqFilter) -> None:
 def list_(flt: lib.DlqFilter, limit: int, max_scan: int) -> None:
     """The newest dead letters matching the filters, newest first."""
     settings = _settings()
-    letters, complete = lib.search_dead_letters(settings, flt, limit, max_scan=max_scan)
+    ledger = _ledger(settings)
+    relapses: dict[str, str] = {}
+
+    def seen(letter: lib.DeadLetter) -> None:
+        if letter.replay_of:
+            relapses[letter.replay_of] = f"{letter.partition}:{letter.offset}"
+
+    letters, complete = lib.search_dead_letters(
+        settings, flt, limit, max_scan=max_scan, redriven=ledger, seen=seen
+    )
     now_ms = int(time.time() * 1000)
     table = Table(title=f"{settings.topic_dlq} ({flt.describe()})", title_justify="left")
     table.add_column("p:offset", no_wrap=True, min_width=8)
@@ -194,7 +247,15 @@ def list_(flt: lib.DlqFilter, limit: int, max_scan: int) -> None:
     table.add_column("att", no_wrap=True, justify="right")
     table.add_column("age", no_wrap=True, justify="right")
     table.add_column("rp", no_wrap=True, justify="right")
+    table.add_column("state", no_wrap=True)
+    table.add_column("redriven: when, run → where; outcome", overflow="fold", ratio=1)
     for d in letters:
+        entry = ledger.get(d.ref)
+        redrive = _redrive_text(entry)
+        if d.ref in relapses:
+            redrive += f"; dead-lettered again {relapses[d.ref]}"
+        elif entry is not None:
+            redrive += "; not dead-lettered again"
         table.add_row(
             f"{d.partition}:{d.offset}",
             escape(d.order_id or "-"),
@@ -204,9 +265,13 @@ def list_(flt: lib.DlqFilter, limit: int, max_scan: int) -> None:
             str(d.attempts if d.attempts is not None else "-"),
             _age(d.failed_at, now_ms),
             str(d.replay_count if d.replay_count is not None else "?"),
+            "pending" if entry is None else "redriven",
+            escape(redrive),
         )
     console = Console()
     console.print(table)
+    shown_pending = sum(d.ref not in ledger for d in letters)
+    console.print(f"shown: {shown_pending} pending, {len(letters) - shown_pending} redriven")
     if not letters:
         console.print("no dead letter matches")
     if not complete:
@@ -234,13 +299,15 @@ def inspect(location: str | None, flt: lib.DlqFilter, as_json: bool) -> None:
     if letter is None:
         click.echo("no such dead letter", err=True)
         sys.exit(1)
+    entry = _ledger(settings, quiet=True).get(letter.ref)
     if as_json:
-        click.echo(json.dumps(letter.to_json(), ensure_ascii=False, indent=2))
+        obj = letter.to_json() | {"redrive": lib.redrive_json(entry)}
+        click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
         return
-    _show(letter)
+    _show(letter, entry)
 
 
-def _show(d: lib.DeadLetter) -> None:
+def _show(d: lib.DeadLetter, entry: lib.Redrive | None) -> None:
     console = Console()
     now_ms = int(time.time() * 1000)
     summary = Table.grid(padding=(0, 2))
@@ -267,6 +334,7 @@ def _show(d: lib.DeadLetter) -> None:
             f"{d.replay_count if d.replay_count is not None else '?'} (of {d.replay_of or '-'})",
         ),
         ("processor", f"{d.processor or '-'} group {d.consumer_group or '-'}"),
+        ("state", "pending" if entry is None else f"redriven {_redrive_text(entry)}"),
     ]
     for name, value in rows:
         summary.add_row(name, escape(value))
@@ -292,11 +360,15 @@ def _show(d: lib.DeadLetter) -> None:
     "--out", type=click.File("w", encoding="utf-8"), default="-", help="File; - is stdout."
 )
 def export(flt: lib.DlqFilter, out: Any) -> None:
-    """Matching dead letters as JSON Lines: lossless key, value, headers; decoded context."""
+    """Matching dead letters as JSON Lines: lossless key, value, headers; decoded context and
+    redrive state."""
     settings = _settings()
+    ledger = _ledger(settings)
     with _bar("exporting") as bar:
         task = bar.add_task("scan", total=lib.dlq_size(settings, flt))
-        count = lib.export_jsonl(settings, flt, out, progress=lambda n: bar.advance(task, n))
+        count = lib.export_jsonl(
+            settings, flt, out, progress=lambda n: bar.advance(task, n), ledger=ledger
+        )
     out.flush()
     click.echo(f"exported {count} dead letters", err=True)
 
@@ -323,6 +395,11 @@ def export(flt: lib.DlqFilter, out: Any) -> None:
     show_default=True,
     help="Consumer group holding the run's progress (one run per group at a time).",
 )
+@click.option(
+    "--again",
+    is_flag=True,
+    help="Also redrive dead letters the ledger lists as redriven (counted; loop guard applies).",
+)
 @click.option("--restart", is_flag=True, help="Start over instead of resuming an unfinished run.")
 def replay(
     flt: lib.DlqFilter,
@@ -331,16 +408,22 @@ def replay(
     limit: int | None,
     dry_run: bool,
     force: bool,
+    again: bool,
     group: str,
     restart: bool,
 ) -> None:
-    """Republish matching dead letters; the DLQ itself is never changed.
+    """Move matching dead letters back (republish, and record it in the redrive ledger); the
+    DLQ itself is never changed.
 
-    Resumable: rerun the same command after a crash and it continues where it stopped, ending
-    at the DLQ's end as it was when the run began. Exit codes: 0 all replayed, 1 failures,
-    3 some records refused (loop guard or no target), 130 interrupted.
+    Each dead letter is redriven once: those the ledger lists are skipped (counted), unless
+    --again or a filter that names them (--order-id, --offset, --state redriven). Resumable:
+    rerun the same command after a crash and it continues where it stopped, ending at the
+    DLQ's end as it was when the run began. Exit codes: 0 all replayed, 1 failures (or a Kafka
+    call that outlived its budget), 3 some records refused (loop guard or no target),
+    130 interrupted.
     """
     settings = _settings()
+    again = again or flt.names_letters
     with _bar("dry run" if dry_run else "replaying") as bar:
         task = bar.add_task("replay", total=None)
         last = 0.0
@@ -360,6 +443,7 @@ def replay(
             limit=limit,
             dry_run=dry_run,
             force=force,
+            again=again,
             progress=progress,
             group=group,
             restart=restart,
@@ -381,11 +465,25 @@ def _replay_summary(report: lib.ReplayReport, flt: lib.DlqFilter) -> None:
         else f" (run {report.run_id})"
     )
     targets = ", ".join(f"{n} to {t}" for t, n in sorted(report.targets.items())) or "none"
+    skipped = "would skip" if report.dry_run else "skipped"
+    mode = "" if report.dry_run else (" exactly-once" if report.exactly_once else " at-least-once")
     click.echo(
         f"{verb} {report.replayed} of {report.selected} selected ({flt.describe()}){resumed}:"
-        f" {targets}; refused {report.refused_count}; failed {report.failed};"
-        f" {report.elapsed_s:.1f} s"
+        f" {targets}; {skipped} {report.skipped_redriven} already redriven;"
+        f" again {report.again}; refused {report.refused_count}; failed {report.failed};"
+        f" {report.elapsed_s:.1f} s{mode}"
     )
+    if report.recoveries:
+        click.echo(
+            f"recovered {report.recoveries} aborted or fenced transaction(s) inside the run",
+            err=True,
+        )
+    if report.ledger_garbage or report.ledger_stale:
+        click.echo(
+            f"ledger entries skipped: {report.ledger_garbage} unreadable,"
+            f" {report.ledger_stale} for dead letters retention removed",
+            err=True,
+        )
     if report.stopped_by_limit:
         click.echo("stopped at --limit", err=True)
     if report.interrupted:

@@ -22,7 +22,8 @@ def _settings(**overrides: Any) -> Settings:
 
 @click.group()
 def topics() -> None:
-    """Create and inspect orders.v1, orders.retry, orders.dlq and orders.processed."""
+    """Create and inspect orders.v1, orders.retry, orders.dlq, orders.processed and the
+    redrive ledger orders.dlq.redriven."""
 
 
 @topics.command()

@@ -3,7 +3,8 @@
 - ``DeadLetter``: a DLQ record decoded from its headers; ``DlqFilter``: which ones;
 - ``list_dead_letters`` / ``get_dead_letter``: bounded reads from the end of the DLQ;
 - ``dlq_stats`` / ``export_jsonl``: read the whole DLQ once;
-- ``replay`` / ``replay_edited``: republish, rate-limited, resumable, never altering the DLQ.
+- ``replay`` / ``replay_edited``: redrive (move) dead letters, rate-limited, resumable, never
+  altering the DLQ: the redrive ledger (``read_ledger``, ``Ledger``) remembers what was moved.
 """
 
 from processors.dlq.browse import (
@@ -15,9 +16,16 @@ from processors.dlq.browse import (
     list_dead_letters,
     search_dead_letters,
 )
-from processors.dlq.filters import DlqFilter
+from processors.dlq.filters import STATES, DlqFilter, State
+from processors.dlq.ledger import Ledger, LedgerCache, Redrive, read_ledger, redrive_json
 from processors.dlq.model import REPLAY_LIMIT, DeadLetter
-from processors.dlq.replay import DEFAULT_REPLAY_GROUP, ReplayReport, replay, replay_edited
+from processors.dlq.replay import (
+    DEFAULT_REPLAY_GROUP,
+    ReplayReport,
+    ReplayStalledError,
+    replay,
+    replay_edited,
+)
 from processors.dlq.rewrite import ReplayTarget, replay_headers
 from processors.dlq.stats import AGE_BUCKETS, DlqStats, dlq_stats, summarize
 
@@ -26,17 +34,25 @@ __all__ = [
     "DEFAULT_MAX_SCAN",
     "DEFAULT_REPLAY_GROUP",
     "REPLAY_LIMIT",
+    "STATES",
     "DeadLetter",
     "DlqFilter",
     "DlqStats",
+    "Ledger",
+    "LedgerCache",
+    "Redrive",
     "ReplayReport",
+    "ReplayStalledError",
     "ReplayTarget",
+    "State",
     "dlq_size",
     "dlq_stats",
     "export_jsonl",
     "get_dead_letter",
     "iter_dead_letters",
     "list_dead_letters",
+    "read_ledger",
+    "redrive_json",
     "replay",
     "replay_edited",
     "replay_headers",

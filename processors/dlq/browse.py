@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from typing import TextIO
 
 from processors.dlq.filters import DlqFilter
+from processors.dlq.ledger import Ledger, redrive_json
 from processors.dlq.model import DeadLetter
 from processors.kafka import tail
 from processors.settings import Settings
@@ -26,6 +27,8 @@ def search_dead_letters(
     max_scan: int | None = DEFAULT_MAX_SCAN,
     timeout_s: float = 10.0,
     progress: Callable[[int], None] | None = None,
+    redriven: Container[str] = (),
+    seen: Callable[[DeadLetter], None] | None = None,
 ) -> tuple[list[DeadLetter], bool]:
     """The newest ``limit`` matching dead letters, and whether the search covered every
     candidate offset (``False`` when it stopped at ``max_scan`` offsets).
@@ -34,7 +37,9 @@ def search_dead_letters(
     unless the filter matches that little and ``max_scan`` is ``None``. At most ``max_scan``
     offsets are read in all (markers included): the last page is cut to what is left of it, so
     an incomplete search covered exactly ``max_scan``. ``progress`` receives the offsets each
-    page covers. A page cut short by ``timeout_s`` still counts as covered.
+    page covers. A page cut short by ``timeout_s`` still counts as covered. ``redriven``: the
+    ledger's refs, for a ``state`` filter; ``seen`` is shown every dead letter read (matching
+    or not), e.g. to find which ones were dead-lettered again after a redrive.
     """
     flt = flt or DlqFilter()
     if limit <= 0:
@@ -61,7 +66,9 @@ def search_dead_letters(
         window = {p: (cursor[p] - n, cursor[p]) for p, n in sizes.items() if n > 0}
         for record in tail.read_ranges(settings, settings.topic_dlq, window, timeout_s):
             letter = DeadLetter.from_record(record)
-            if flt.matches(letter):
+            if seen is not None:
+                seen(letter)
+            if flt.matches(letter, redriven):
                 found[record.partition].append(letter)
         covered = sum(sizes.values())
         scanned += covered
@@ -89,11 +96,14 @@ def _share(wanted: dict[int, int], budget: int) -> dict[int, int]:
 
 
 def list_dead_letters(
-    settings: Settings, flt: DlqFilter | None = None, limit: int = 50
+    settings: Settings,
+    flt: DlqFilter | None = None,
+    limit: int = 50,
+    redriven: Container[str] = (),
 ) -> list[DeadLetter]:
     """The newest ``limit`` dead letters matching ``flt``, newest first (bounded read; see
     ``search_dead_letters``)."""
-    return search_dead_letters(settings, flt, limit)[0]
+    return search_dead_letters(settings, flt, limit, redriven=redriven)[0]
 
 
 def get_dead_letter(
@@ -110,14 +120,19 @@ def iter_dead_letters(
     settings: Settings,
     flt: DlqFilter | None = None,
     progress: Callable[[int], None] | None = None,
+    redriven: Container[str] = (),
+    seen: Callable[[DeadLetter], None] | None = None,
 ) -> Iterator[DeadLetter]:
     """Every matching dead letter, oldest first per partition. Reads the whole DLQ (within
-    the filter's location bounds); ``progress`` receives offsets covered."""
+    the filter's location bounds); ``progress`` receives offsets covered; ``redriven`` and
+    ``seen`` as for ``search_dead_letters``."""
     flt = flt or DlqFilter()
     marks = tail.watermarks(settings, [settings.topic_dlq])[settings.topic_dlq]
     for record in tail.scan(settings, settings.topic_dlq, flt.ranges(marks), progress):
         letter = DeadLetter.from_record(record)
-        if flt.matches(letter):
+        if seen is not None:
+            seen(letter)
+        if flt.matches(letter, redriven):
             yield letter
 
 
@@ -133,13 +148,18 @@ def export_jsonl(
     flt: DlqFilter | None,
     out: TextIO,
     progress: Callable[[int], None] | None = None,
+    ledger: Ledger | None = None,
 ) -> int:
     """Write every matching dead letter to ``out`` as one JSON object per line (see
     ``DeadLetter.to_json``: key, value and headers lossless, context decoded). Returns the
-    number written. Reads the whole DLQ."""
+    number written. Reads the whole DLQ. With ``ledger``, each object also carries its
+    ``redrive`` state."""
     count = 0
-    for letter in iter_dead_letters(settings, flt, progress):
-        out.write(json.dumps(letter.to_json(), ensure_ascii=False, separators=(",", ":")))
+    for letter in iter_dead_letters(settings, flt, progress, ledger or ()):
+        obj = letter.to_json()
+        if ledger is not None:
+            obj["redrive"] = redrive_json(ledger.get(letter.ref))
+        out.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
         out.write("\n")
         count += 1
     return count

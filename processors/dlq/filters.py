@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, fields
+from typing import Literal
 
 from processors.dlq.model import DeadLetter
+
+State = Literal["pending", "redriven"]
+STATES: tuple[State, ...] = ("pending", "redriven")
 
 
 @dataclass(frozen=True)
@@ -20,7 +24,9 @@ class DlqFilter:
     - ``since_ms`` (inclusive) / ``until_ms`` (exclusive): when it was dead-lettered
       (``x-dlq-at``, else the record timestamp);
     - ``partition`` / ``offset`` / ``positions``: the DLQ record's own location; ``positions``
-      is a set of ``(partition, offset)`` pairs, e.g. rows selected in the dashboard.
+      is a set of ``(partition, offset)`` pairs, e.g. rows selected in the dashboard;
+    - ``state``: ``pending`` (never redriven) or ``redriven``, as the redrive ledger says (the
+      caller passes the ledger's refs to ``matches``).
     """
 
     reason: str | None = None
@@ -32,8 +38,18 @@ class DlqFilter:
     partition: int | None = None
     offset: int | None = None
     positions: frozenset[tuple[int, int]] | None = None
+    state: State | None = None
 
-    def matches(self, letter: DeadLetter) -> bool:
+    @property
+    def names_letters(self) -> bool:
+        """Whether it picks dead letters by name (order id, offset, or ``redriven``): an
+        explicit choice to redrive them, redriven before or not."""
+        return self.order_id is not None or self.offset is not None or self.state == "redriven"
+
+    def matches(self, letter: DeadLetter, redriven: Container[str] = ()) -> bool:
+        """``redriven``: refs of the dead letters the ledger lists (for ``state``)."""
+        if self.state is not None and (letter.ref in redriven) != (self.state == "redriven"):
+            return False
         if self.reason is not None and letter.reason != self.reason:
             return False
         if self.error_category is not None and letter.error_category != self.error_category:

@@ -1,26 +1,41 @@
-"""The state of one replay run: its plan, progress marks, pacing and accounting.
+"""The state of one replay run: its plan, the ledger it consults, progress marks, pacing and
+accounting, and its checkpoints (commit, or abort and rewind).
 
 Used by ``processors.dlq.replay``; see there for how a run works.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from processors.dlq.filters import DlqFilter
+from processors.dlq.ledger import Ledger, Redrive, read_ledger
 from processors.dlq.model import DeadLetter
 from processors.dlq.rewrite import ReplayTarget, RunMark, fingerprint
+from processors.dlq.sender import (
+    COORDINATOR_SETTLING,
+    ProducerFencedError,
+    Sender,
+    TransactionAbortedError,
+    bounded,
+)
 from processors.errors import KafkaUnavailableError
 from processors.kafka import tail
 from processors.settings import Settings
 
+logger = logging.getLogger(__name__)
+
 MAX_LISTED = 100
+# Recoveries (abort + rewind, or a new producer) in a row without a commit in between: more
+# means something other than a coordinator failover fences the run (a twin with the same group).
+MAX_RECOVERIES = 5
 
 Progress = Callable[[int, int], None]
 
@@ -29,17 +44,25 @@ Progress = Callable[[int, int], None]
 class ReplayReport:
     """The outcome of a replay run.
 
-    ``selected``: records matching the filter that the run reached; ``replayed``: republished and
-    acknowledged (in a dry run: would be republished); ``refused``: ``(ref, why)`` of records the
-    loop guard or a missing target refused; ``failed``: republishes not acknowledged.
-    ``previously_replayed``: republished by earlier invocations of a resumed run.
+    ``selected``: records matching the filter that the run reached; ``replayed``: republished
+    and committed (exactly-once) or acknowledged (at-least-once); in a dry run: would be
+    republished. ``again``: of those, dead letters redriven before (``again=True``);
+    ``skipped_redriven``: already redriven, skipped (would be, in a dry run); ``refused``:
+    ``(ref, why)`` of records the loop guard or a missing target refused; ``failed``:
+    republishes not acknowledged. ``previously_replayed``: republished by earlier invocations
+    of a resumed run. ``recoveries``: aborted or fenced transactions recovered inside the run.
+    ``ledger_garbage`` / ``ledger_stale``: ledger entries skipped as unreadable / pointing at
+    dead letters retention removed.
     """
 
     run_id: str
     dry_run: bool
+    exactly_once: bool = False
     resumed: bool = False
     selected: int = 0
     replayed: int = 0
+    again: int = 0
+    skipped_redriven: int = 0
     previously_replayed: int = 0
     refused: list[tuple[str, str]] = field(default_factory=list)
     refused_count: int = 0
@@ -49,6 +72,9 @@ class ReplayReport:
     replayed_refs: list[str] = field(default_factory=list)
     offsets_total: int = 0
     offsets_done: int = 0
+    recoveries: int = 0
+    ledger_garbage: int = 0
+    ledger_stale: int = 0
     stopped_by_limit: bool = False
     interrupted: bool = False
     elapsed_s: float = 0.0
@@ -60,6 +86,20 @@ class ReplayReport:
     @property
     def rate(self) -> float:
         return self.replayed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+@dataclass
+class Batch:
+    """What happened since the last checkpoint; merged into the report when it commits,
+    dropped when its transaction is aborted (its records are then read and decided again)."""
+
+    selected: int = 0
+    sent: int = 0
+    skipped: int = 0
+    again: int = 0
+    failed: int = 0
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    delivered: list[Redrive] = field(default_factory=list)
 
 
 class Pacer:
@@ -84,7 +124,7 @@ class Pacer:
 
 
 class Run:
-    """One replay run: the plan, the clients, the accounting."""
+    """One replay run: the plan, the ledger, the accounting, the checkpoints."""
 
     def __init__(
         self,
@@ -96,6 +136,7 @@ class Run:
         limit: int | None,
         dry_run: bool,
         force: bool,
+        again: bool,
         progress: Progress | None,
         group: str | None,
         restart: bool,
@@ -109,23 +150,30 @@ class Run:
         self.limit = limit
         self.dry_run = dry_run
         self.force = force
+        self.again = again
         self.progress = progress
         self.resume_group = group
         self.group = None if dry_run else group  # where progress is committed
         self.restart = restart
         self.idle_timeout_s = idle_timeout_s
         self.delivery_timeout_s = delivery_timeout_s
-        self.fp = fingerprint(self.topic, flt.fingerprint(), to, force, limit)
+        self.fp = fingerprint(self.topic, flt.fingerprint(), to, force, limit, again)
         self.report = ReplayReport(run_id=uuid.uuid4().hex[:8], dry_run=dry_run)
         self.rate = rate
         self.targets: Counter[str] = Counter()
         self.known_topics: dict[str, bool] = {}
-        # Per partition: plan [start, end), next offset to read, acknowledged-safe position.
+        # Per partition: plan [start, end), next offset to read, position at the last commit.
         self.plan: dict[int, tuple[int, int]] = {}
         self.position: dict[int, int] = {}
-        self.in_flight = 0
-        self.failures: dict[int, int] = {}  # partition -> lowest DLQ offset whose republish failed
+        self.committed_position: dict[int, int] = {}
+        self.batch = Batch()
+        self.generation = 0  # bumped by every rewind: late delivery reports of aborted work
+        self.ledger = Ledger()
+        self.ledger_marks: dict[int, tuple[int, int]] = {}
+        self.done_refs: set[str] = set()  # redriven and committed by this run
+        self.failures: dict[int, int] = {}  # partition -> lowest DLQ offset whose send failed
         self.errors: Counter[str] = Counter()
+        self.recoveries_in_a_row = 0
 
     # --- planning ------------------------------------------------------------------------------
     def make_plan(self, consumer: Consumer) -> None:
@@ -144,19 +192,43 @@ class Run:
         if not self.report.resumed:
             self.plan = fresh
         self.position = {p: start for p, (start, _) in self.plan.items()}
+        self.committed_position = dict(self.position)
         self.report.offsets_total = sum(end - start for start, end in self.plan.values())
+        self.read_ledger(marks)
+
+    def read_ledger(self, dlq_marks: dict[int, tuple[int, int]]) -> None:
+        """The ledger, read once for the run."""
+        ledger_topic = self.settings.topic_redriven
+        self.ledger_marks = tail.watermarks(self.settings, [ledger_topic])[ledger_topic]
+        self.ledger = read_ledger(self.settings, dlq_marks, idle_timeout_s=self.idle_timeout_s)
+        self.report.ledger_garbage = self.ledger.garbage
+        self.report.ledger_stale = self.ledger.stale
 
     def _resume_plan(
         self, consumer: Consumer, marks: dict[int, tuple[int, int]]
     ) -> dict[int, tuple[int, int]] | None:
         if not marks:
             return None
-        try:
-            committed = consumer.committed(
-                [TopicPartition(self.topic, p) for p in marks], timeout=self.idle_timeout_s
-            )
-        except KafkaException as exc:
-            raise KafkaUnavailableError(f"cannot read replay progress: {exc}") from exc
+        asked = [TopicPartition(self.topic, p) for p in marks]
+        deadline = time.monotonic() + self.idle_timeout_s
+        while True:
+            left = max(1.0, deadline - time.monotonic())
+            try:
+                committed = bounded(
+                    "committed",
+                    lambda: consumer.committed(asked, timeout=left),  # noqa: B023 (called here)
+                    left + 5,
+                )
+                break
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                # A coordinator still loading or moving (a new or restarted broker): ask again.
+                settling = error is not None and (
+                    error.retriable() or error.code() in COORDINATOR_SETTLING
+                )
+                if not settling or time.monotonic() >= deadline:
+                    raise KafkaUnavailableError(f"cannot read replay progress: {exc}") from exc
+                time.sleep(0.2)
         plan: dict[int, tuple[int, int]] = {}
         unfinished = False
         prior = 0
@@ -176,8 +248,22 @@ class Run:
         self.report.previously_replayed = prior
         return plan
 
-    # --- sending -------------------------------------------------------------------------------
-    def target_of(self, letter: DeadLetter, client: Producer | Consumer) -> tuple[str | None, str]:
+    # --- deciding ------------------------------------------------------------------------------
+    def redrive_count(self, letter: DeadLetter) -> int | None:
+        """How often ``letter`` was redriven before (0: pending), or ``None`` to skip it: already
+        redriven (unless ``again``), by this very run, or before a crash of this resumed run."""
+        ref = letter.ref
+        if ref in self.done_refs:
+            return None
+        entry = self.ledger.get(ref)
+        if entry is None:
+            return 0
+        if entry.run_id == self.report.run_id or not self.again:
+            self.batch.skipped += 1
+            return None
+        return entry.count
+
+    def target_of(self, letter: DeadLetter, client: object) -> tuple[str | None, str]:
         if self.to == "retry":
             target = self.settings.topic_retry
         elif letter.original_topic:
@@ -188,7 +274,7 @@ class Run:
             return None, f"target {target} is the DLQ itself"
         if target not in self.known_topics:
             try:
-                metadata = client.list_topics(target, timeout=self.idle_timeout_s)
+                metadata = client.list_topics(target, timeout=self.idle_timeout_s)  # type: ignore[attr-defined]
             except KafkaException as exc:
                 raise KafkaUnavailableError(f"cannot read metadata of {target}: {exc}") from exc
             info = metadata.topics.get(target)
@@ -197,54 +283,213 @@ class Run:
             return None, f"target topic {target} does not exist"
         return target, ""
 
-    def on_delivery(self, partition: int, offset: int, ref: str, target: str):
-        def report(err: KafkaError | None, _msg: Message) -> None:
-            self.in_flight -= 1
-            if err is None:
-                self.report.replayed += 1
-                self.targets[target] += 1
-                if len(self.report.replayed_refs) < MAX_LISTED:
-                    self.report.replayed_refs.append(ref)
-                return
-            self.report.failed += 1
-            self.errors[f"{ref} → {target}: {err.str()}"] += 1
-            current = self.failures.get(partition)
-            self.failures[partition] = offset if current is None else min(current, offset)
-
-        return report
-
     def refuse(self, ref: str, why: str) -> None:
-        self.report.refused_count += 1
-        if len(self.report.refused) < MAX_LISTED:
-            self.report.refused.append((ref, why))
+        self.batch.refused.append((ref, why))
+
+    # --- sending -------------------------------------------------------------------------------
+    def on_delivery(
+        self, sender: Sender, letter: DeadLetter, target: str, count: int
+    ) -> Callable[[KafkaError | None, Message], None]:
+        """The republish's delivery report: on success, the ledger entry follows (in the same
+        transaction in exactly-once mode); on failure, the run stops at that offset."""
+        generation = self.generation
+        ref, partition, offset = letter.ref, letter.partition, letter.offset
+
+        def republished(err: KafkaError | None, msg: Message) -> None:
+            if generation != self.generation:
+                return  # a report of aborted work
+            if err is not None:
+                self.fail(partition, offset, f"{ref} → {target}: {err.str()}")
+                return
+            entry = Redrive(
+                ref=ref,
+                run_id=self.report.run_id,
+                at_ms=int(time.time() * 1000),
+                target=target,
+                partition=msg.partition(),
+                offset=msg.offset(),
+                count=count + 1,
+            )
+            key, value = entry.encode()
+            try:
+                sender.produce(
+                    self.settings.topic_redriven, key, value, None, self._recorded(entry)
+                )
+            except (KafkaUnavailableError, TransactionAbortedError, ProducerFencedError) as exc:
+                self.fail(partition, offset, f"ledger entry of {ref}: {exc}")
+
+        return republished
+
+    def _recorded(self, entry: Redrive) -> Callable[[KafkaError | None, Message], None]:
+        generation = self.generation
+        where = tuple(int(n) for n in entry.ref.rsplit(":", 2)[1:])
+
+        def recorded(err: KafkaError | None, _msg: Message) -> None:
+            if generation != self.generation:
+                return
+            if err is not None:
+                self.fail(where[0], where[1], f"ledger entry of {entry.ref}: {err.str()}")
+                return
+            self.batch.delivered.append(entry)
+
+        return recorded
+
+    def fail(self, partition: int, offset: int, text: str) -> None:
+        self.errors[text] += 1
+        self.batch.failed += 1
+        current = self.failures.get(partition)
+        self.failures[partition] = offset if current is None else min(current, offset)
 
     # --- checkpoints -----------------------------------------------------------------------------
-    def checkpoint(self, consumer: Consumer, producer: Producer | None, done: bool) -> None:
-        """Wait for every republish to be acknowledged, then commit what is safe."""
-        if producer is not None:
-            unconfirmed = producer.flush(self.delivery_timeout_s + 5)
+    def checkpoint(self, consumer: Consumer, sender: Sender | None, done: bool) -> bool:
+        """Commit what is safe: every republish so far acknowledged, its ledger entry written,
+        the position (with the run's mark) committed — atomically in exactly-once mode.
+        ``False`` when the work since the last checkpoint was aborted and must be redone (the
+        consumer is rewound to the last commit)."""
+        if sender is None:
+            self._merge()
+            self._commit_offsets(consumer, None, done)
+            return True
+        if not sender.exactly_once:
+            unconfirmed = sender.flush()
             if unconfirmed:
-                self.report.failed += unconfirmed
+                self.batch.failed += unconfirmed
                 self.errors[f"{unconfirmed} republishes not acknowledged in time"] += 1
                 # Unknown which ones: commit nothing more this round.
-                return
-        if self.group is None or not self.plan:
-            return
+                return True
+            self._merge()
+            self._commit_offsets(consumer, None, done)
+            return True
+        try:
+            unconfirmed = sender.flush()
+            if unconfirmed or self.failures:
+                raise TransactionAbortedError(
+                    f"{unconfirmed or len(self.failures)} deliveries not acknowledged"
+                )
+            self._commit_offsets(consumer, sender, done)
+        except (TransactionAbortedError, ProducerFencedError) as exc:
+            self.recover(consumer, sender, exc)
+            return False
+        self._merge()
+        return True
+
+    def _offsets(self, done: bool) -> list[TopicPartition]:
         offsets = []
+        replayed = self.report.previously_replayed + self.report.replayed
+        if self.batch is not None:
+            replayed += len(self.batch.delivered)
         for partition, (_, end) in self.plan.items():
             safe = self.failures.get(partition, self.position[partition])
             mark = RunMark(
                 run_id=self.report.run_id,
                 fingerprint=self.fp,
                 end=end,
-                replayed=self.report.previously_replayed + self.report.replayed,
+                replayed=replayed,
                 done=done and partition not in self.failures,
             )
             offsets.append(TopicPartition(self.topic, partition, safe, metadata=mark.encode()))
-        try:
-            consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            raise KafkaUnavailableError(f"cannot commit replay progress: {exc}") from exc
+        return offsets
+
+    def _commit_offsets(self, consumer: Consumer, sender: Sender | None, done: bool) -> None:
+        offsets = self._offsets(done) if self.group is not None and self.plan else []
+        if sender is not None:  # exactly-once: the offsets go into the transaction
+            sender.commit(offsets, consumer if offsets else None)
+        elif offsets:
+            try:
+                bounded(
+                    "commit",
+                    lambda: consumer.commit(offsets=offsets, asynchronous=False),
+                    self.idle_timeout_s,
+                )
+            except KafkaException as exc:
+                raise KafkaUnavailableError(f"cannot commit replay progress: {exc}") from exc
+        self.committed_position = {tp.partition: tp.offset for tp in offsets} or dict(self.position)
+
+    def _merge(self) -> None:
+        batch, self.batch = self.batch, Batch()
+        report = self.report
+        report.selected += batch.selected
+        report.skipped_redriven += batch.skipped
+        report.again += batch.again
+        report.failed += batch.failed
+        report.refused_count += len(batch.refused)
+        report.refused.extend(batch.refused[: max(0, MAX_LISTED - len(report.refused))])
+        if self.dry_run:
+            report.replayed += batch.sent
+        for entry in batch.delivered:
+            self._count(entry)
+        self.recoveries_in_a_row = 0
+
+    def _count(self, entry: Redrive) -> None:
+        self.done_refs.add(entry.ref)
+        self.ledger.add(entry)
+        self.report.replayed += 1
+        self.targets[entry.target] += 1
+        if len(self.report.replayed_refs) < MAX_LISTED:
+            self.report.replayed_refs.append(entry.ref)
+
+    def recover(
+        self,
+        consumer: Consumer | None,
+        sender: Sender,
+        exc: TransactionAbortedError | ProducerFencedError,
+    ) -> None:
+        """Abort (or, fenced, renew the producer), then rewind to the last commit. A commit
+        whose outcome was unknown is settled by reading back what this run wrote to the
+        ledger."""
+        why, renew = str(exc), isinstance(exc, ProducerFencedError)
+        self.recoveries_in_a_row += 1
+        self.report.recoveries += 1
+        logger.warning(
+            "event=replay_recover run=%s renew=%s attempt=%d error=%r",
+            self.report.run_id,
+            renew,
+            self.recoveries_in_a_row,
+            why,
+        )
+        if self.recoveries_in_a_row > MAX_RECOVERIES:
+            raise KafkaUnavailableError(
+                f"replay fenced or aborted {MAX_RECOVERIES + 1} times in a row ({why}); is another"
+                f" replay running with group {self.group}? progress up to the last commit is kept"
+            )
+        self.generation += 1
+        self.failures.clear()
+        self.errors.clear()  # failed deliveries of the aborted work: it is done again
+        self.batch = Batch()
+        if renew:
+            sender.renew()
+        else:
+            sender.abort()
+        if renew:
+            self._settle_ledger()
+        self.position = dict(self.committed_position)
+        if consumer is None:  # a single edited record: nothing to rewind
+            return
+        consumer.assign(
+            [
+                TopicPartition(self.topic, p, self.position[p])
+                for p, (_, end) in self.plan.items()
+                if self.position[p] < end
+            ]
+        )
+
+    def _settle_ledger(self) -> None:
+        """Read the ledger records written since the run began: entries of this run that are
+        not counted yet were committed by a commit whose answer was lost."""
+        topic = self.settings.topic_redriven
+        now = tail.watermarks(self.settings, [topic])[topic]
+        ranges = {
+            p: (self.ledger_marks.get(p, (0, 0))[1], high)
+            for p, (_, high) in now.items()
+            if high > self.ledger_marks.get(p, (0, 0))[1]
+        }
+        marks = tail.watermarks(self.settings, [self.topic])[self.topic]
+        for record in tail.scan(self.settings, topic, ranges, idle_timeout_s=self.idle_timeout_s):
+            self.ledger.apply(record.key, record.value, self.topic, marks)
+            entry = self.ledger.get(record.key.decode(errors="replace") if record.key else "")
+            mine = entry is not None and entry.run_id == self.report.run_id
+            if mine and entry.ref not in self.done_refs:
+                self._count(entry)
 
     def covered(self) -> int:
         return sum(self.position[p] - start for p, (start, _) in self.plan.items())

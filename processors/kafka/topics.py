@@ -109,7 +109,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     if settings.topic_processed:
         processed = settings.retention_processed_ms
         topics.append((settings.topic_processed, processed, MAIN_RECORD_LIMIT))
-    return [
+    specs = [
         TopicSpec(
             name,
             settings.partitions,
@@ -118,6 +118,20 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         )
         for name, ms, limit in topics
     ]
+    return [*specs, redriven_spec(settings)]
+
+
+def redriven_spec(settings: Settings) -> TopicSpec:
+    """The redrive ledger: compacted (the latest entry per dead letter is kept for as long as
+    the dead letter matters), never deleted by time."""
+    rf = settings.replication_factor
+    config = {
+        "cleanup.policy": "compact",
+        "min.insync.replicas": str(min_insync_replicas(rf)),
+        "retention.ms": "-1",
+        "max.message.bytes": str(MAIN_RECORD_LIMIT),
+    }
+    return TopicSpec(settings.topic_redriven, settings.partitions, rf, config)
 
 
 def differences(
@@ -144,15 +158,21 @@ def ensure_topics(settings: Settings, *, timeout_s: float = DEFAULT_TIMEOUT_S) -
     return reports
 
 
-def provision(settings: Settings, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[TopicReport]:
-    """Create the missing topics and report on every one (``created``, ``ok`` or ``drift``).
+def provision(
+    settings: Settings,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    specs: Sequence[TopicSpec] | None = None,
+) -> list[TopicReport]:
+    """Create the missing topics (of ``specs``, default: all of orderflow's) and report on
+    every one (``created``, ``ok`` or ``drift``).
 
     Raises ``KafkaUnavailableError`` (one line) if the cluster cannot be reached within about
     ``timeout_s`` or refuses to create a topic (e.g. a replication factor above the broker count).
     Returns once every topic is visible with a leader for each partition, so clients can use them.
     """
     admin = _Admin(settings, timeout_s)
-    specs = topic_specs(settings)
+    specs = topic_specs(settings) if specs is None else specs
     metadata = admin.metadata()
     missing = [spec for spec in specs if spec.name not in metadata.topics]
     created = admin.create(missing)

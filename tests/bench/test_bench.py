@@ -19,6 +19,7 @@ from bench import (
     dashboard_refresh,
     docs,
     kill_recovery,
+    ledger,
     retry_lateness,
     runner,
     sidebyside,
@@ -45,6 +46,7 @@ TINY = {
     kill_recovery.NAME: kill_recovery.Params(
         orders=3_000, commit_interval_s=0.2, cases=("stable",), timeout_s=180
     ),
+    ledger.NAME: ledger.Params(entries=2_000, timeout_s=120),
 }
 
 
@@ -204,6 +206,9 @@ def test_every_benchmark_end_to_end(
     assert kill["duplicates"] == 0 and kill["lost"] == 0
     assert 0 < kill["visible_at_kill"] < 3_000
     assert kill["kill_to_visible_s"] > 0
+
+    led = results["ledger"]
+    assert led["complete"] and led["ledger_records"] == 2_000 and led["read_s"] > 0
 
 
 @pytest.mark.kafka

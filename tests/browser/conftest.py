@@ -105,6 +105,7 @@ def stack(kafka_bootstrap: str, unique: str, tmp_path: Path) -> Iterator[Stack]:
         topic_retry=f"b-{unique}.orders.retry",
         topic_dlq=f"b-{unique}.orders.dlq",
         topic_processed=f"b-{unique}.orders.processed",
+        topic_redriven=f"b-{unique}.orders.dlq.redriven",
         group_main=f"b-{unique}-main",
         group_retry=f"b-{unique}-retry",
         state_dir=tmp_path / "state",

@@ -27,6 +27,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "ORDERFLOW_TOPIC_RETRY": settings.topic_retry,
         "ORDERFLOW_TOPIC_DLQ": settings.topic_dlq,
         "ORDERFLOW_TOPIC_PROCESSED": settings.topic_processed,
+        "ORDERFLOW_TOPIC_REDRIVEN": settings.topic_redriven,
         "ORDERFLOW_GROUP_MAIN": settings.group_main,
         "ORDERFLOW_GROUP_RETRY": settings.group_retry,
     }

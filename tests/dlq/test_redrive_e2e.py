@@ -31,6 +31,7 @@ _PASSED = (
     "topic_retry",
     "topic_dlq",
     "topic_processed",
+    "topic_redriven",
     "group_main",
     "group_retry",
     "state_dir",

@@ -32,11 +32,19 @@ def test_min_insync_replicas(rf: int, min_isr: int) -> None:
 def test_specs_are_explicit_and_share_the_partition_count() -> None:
     settings = load_settings(partitions=6, replication_factor=3)
     specs = {spec.name: spec for spec in topic_specs(settings)}
-    assert list(specs) == ["orders.v1", "orders.retry", "orders.dlq", "orders.processed"]
+    assert list(specs) == [
+        "orders.v1",
+        "orders.retry",
+        "orders.dlq",
+        "orders.processed",
+        "orders.dlq.redriven",
+    ]
     for spec in specs.values():
         assert (spec.partitions, spec.replication_factor) == (6, 3)
-        assert spec.config["cleanup.policy"] == "delete"
         assert spec.config["min.insync.replicas"] == "2"
+    ledger = specs.pop("orders.dlq.redriven")
+    assert (ledger.config["cleanup.policy"], ledger.config["retention.ms"]) == ("compact", "-1")
+    assert {spec.config["cleanup.policy"] for spec in specs.values()} == {"delete"}
     assert int(specs["orders.dlq"].config["retention.ms"]) >= 14 * DAY_MS
     assert int(specs["orders.retry"].config["retention.ms"]) >= 7 * DAY_MS
     # Room for failure headers on the hops: retry and DLQ take larger records than main.
@@ -47,7 +55,7 @@ def test_specs_are_explicit_and_share_the_partition_count() -> None:
 
 def test_no_processed_topic_when_its_name_is_empty() -> None:
     names = [spec.name for spec in topic_specs(load_settings(topic_processed=""))]
-    assert names == ["orders.v1", "orders.retry", "orders.dlq"]
+    assert names == ["orders.v1", "orders.retry", "orders.dlq", "orders.dlq.redriven"]
 
 
 def test_differences_name_every_mismatch() -> None:
@@ -75,6 +83,7 @@ def topic_env(settings: Settings) -> dict[str, str]:
         "ORDERFLOW_TOPIC_RETRY": settings.topic_retry,
         "ORDERFLOW_TOPIC_DLQ": settings.topic_dlq,
         "ORDERFLOW_TOPIC_PROCESSED": settings.topic_processed,
+        "ORDERFLOW_TOPIC_REDRIVEN": settings.topic_redriven,
     }
 
 
@@ -82,10 +91,10 @@ def topic_env(settings: Settings) -> dict[str, str]:
 def test_create_is_idempotent_and_describe_shows_the_config(kafka_settings: Settings) -> None:
     first = provision(kafka_settings)
     assert [(r.name, r.status) for r in first] == [
-        (name, "created") for name in kafka_settings.all_topics
+        (name, "created") for name in [*kafka_settings.all_topics, kafka_settings.topic_redriven]
     ]
     second = ensure_topics(kafka_settings)
-    assert [r.status for r in second] == ["ok"] * 4
+    assert [r.status for r in second] == ["ok"] * 5
 
     producer = clients.producer(kafka_settings)
     for i in range(5):
@@ -127,9 +136,9 @@ def test_cli_create_then_drift_exits_non_zero(kafka_settings: Settings) -> None:
     env = topic_env(kafka_settings)
     created = run("topics", "create", env=env)
     assert created.exit_code == 0, created.output
-    assert created.output.count("created") == 4
+    assert created.output.count("created") == 5
     again = run("topics", "create", env=env)
-    assert again.exit_code == 0 and again.output.count(" ok") == 4
+    assert again.exit_code == 0 and again.output.count(" ok") == 5
     described = run("topics", "describe", env=env)
     assert described.exit_code == 0, described.output
     assert "retention.ms=1209600000" in described.output

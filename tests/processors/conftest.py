@@ -32,6 +32,7 @@ def fresh_settings(bootstrap: str, state_dir: Path, **overrides: Any) -> Setting
         topic_retry=f"t-{suffix}.orders.retry",
         topic_dlq=f"t-{suffix}.orders.dlq",
         topic_processed=f"t-{suffix}.orders.processed",
+        topic_redriven=f"t-{suffix}.orders.dlq.redriven",
         group_main=f"g-{suffix}-main",
         group_retry=f"g-{suffix}-retry",
         state_dir=state_dir,
