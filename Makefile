@@ -7,7 +7,7 @@ ORDERFLOW := $(BIN)/orderflow
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status test test-fast lint format bench cloud-up cloud-down clean
+.PHONY: help install up down status test test-fast fuzz lint format bench cloud-up cloud-down clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ test: install ## Run the whole test suite against a real broker
 
 test-fast: install ## Run only the tests that need no broker or browser
 	$(BIN)/pytest -m "not kafka and not browser" $(PYTEST_ARGS)
+
+fuzz: install ## Property tests with many examples (the suite runs a few of each)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/fuzz $(PYTEST_ARGS)
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -27,6 +27,7 @@ import time
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+from processors.core.envelope import from_message
 from processors.core.order import parse_order
 from processors.dlq.filters import DlqFilter
 from processors.dlq.model import DeadLetter
@@ -203,7 +204,7 @@ def _handle(
     run: Run, message: Message, consumer: Consumer, producer: Producer | None, pacer: Pacer
 ) -> bool:
     """Decide and send one record. ``False`` when the run's limit stops it before this one."""
-    letter = DeadLetter.from_record(tail.to_record(message))
+    letter = DeadLetter.from_record(from_message(message))
     if not run.flt.matches(letter):
         return True
     done = run.report.previously_replayed + run.report.replayed + run.in_flight

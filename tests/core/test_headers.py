@@ -5,8 +5,8 @@ from __future__ import annotations
 from processors.core import headers as h
 
 
-def test_read_retry_state_values_missing_and_garbage() -> None:
-    state = h.read_retry_state(
+def test_decode_values_missing_and_garbage() -> None:
+    state = h.decode(
         [
             (h.ATTEMPTS, b"2"),
             (h.ATTEMPTS, b"3"),  # last one wins
@@ -27,8 +27,8 @@ def test_read_retry_state_values_missing_and_garbage() -> None:
     assert state.event_id is h.INVALID
 
 
-def test_read_retry_state_of_nothing() -> None:
-    assert h.read_retry_state(None) == h.RetryState()
+def test_decode_of_nothing() -> None:
+    assert h.decode(None) == h.Contract()
 
 
 def test_rewrite_keeps_others_byte_exact_and_in_order() -> None:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 
 from processors.core import headers as h
+from processors.core.envelope import Record
 from processors.dlq.model import DeadLetter, bytes_from_json
-from processors.kafka.tail import TopicRecord
 from processors.settings import Settings
 from tests.dlq.conftest import STACK, dead_letter
 
 SETTINGS = Settings(topic_main="o.v1", topic_dlq="o.dlq", topic_retry="o.r", topic_processed="o.p")
 
 
-def record(raw, partition: int = 1, offset: int = 9, ts: int = 5) -> TopicRecord:
+def record(raw, partition: int = 1, offset: int = 9, ts: int = 5) -> Record:
     key, value, headers = raw
-    return TopicRecord("o.dlq", partition, offset, ts, key, value, list(headers))
+    return Record("o.dlq", partition, offset, ts, key, value, list(headers))
 
 
 def test_every_contract_header_is_decoded() -> None:
