@@ -11,7 +11,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -116,6 +116,22 @@ def records_frame(records: Iterable[Record]) -> pd.DataFrame:
     if frame.empty:
         return frame
     return frame.sort_values(["time", "offset"], ascending=False, ignore_index=True)
+
+
+HEADER_COLUMNS = ["name", "value", "bytes"]
+
+
+def headers_frame(headers: Sequence[tuple[str, bytes | None]]) -> pd.DataFrame:
+    """Every header in order, repeated names and null values included, as text cells."""
+    rows = [
+        {
+            "name": cell(name, 200),
+            "value": "(null)" if value is None else cell(as_text(value)),
+            "bytes": None if value is None else len(value),
+        }
+        for name, value in headers
+    ]
+    return pd.DataFrame(rows, columns=HEADER_COLUMNS).astype({"bytes": "Int64"})
 
 
 # --- overview -----------------------------------------------------------------------------------
@@ -423,6 +439,41 @@ def dead_letter_frame(letters: Sequence[DeadLetterLike], now_ms: int) -> pd.Data
     ]
     return pd.DataFrame(rows, columns=DEAD_LETTER_COLUMNS).astype(
         {"attempts": "Int64", "replays": "Int64"}
+    )
+
+
+def dead_letter_context(letter: Any, now_ms: int) -> pd.DataFrame:
+    """``field, value`` rows: what an operator reads about one dead letter, all as text cells
+    (record content is never rendered as markup)."""
+
+    def text(value: object) -> str:
+        return "-" if value is None else cell(str(value), 4_000)
+
+    when = to_timestamp
+    rows = [
+        ("dead letter", letter.ref),
+        ("order id", letter.order_id),
+        ("reason", letter.reason),
+        ("error class", letter.error_class),
+        ("error message", letter.error_message),
+        ("error category", letter.error_category),
+        ("attempts", f"{text(letter.attempts)} of {text(letter.max_attempts)}"),
+        ("first failure", when(letter.first_failure_at)),
+        ("last failure", when(letter.last_failure_at)),
+        ("age", age_text(letter.age_ms(now_ms))),
+        ("replays", f"{text(letter.replay_count)} (of {text(letter.replay_of)})"),
+        (
+            "original",
+            f"{text(letter.original_topic)}:{text(letter.original_partition)}:"
+            f"{text(letter.original_offset)}",
+        ),
+        ("processor", letter.processor),
+        ("consumer group", letter.consumer_group),
+        ("event id", letter.event_id),
+        ("traceparent", letter.traceparent),
+    ]
+    return pd.DataFrame(
+        [{"field": k, "value": text(v)} for k, v in rows], columns=["field", "value"]
     )
 
 

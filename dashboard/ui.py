@@ -145,12 +145,14 @@ def guarded(settings: Settings) -> Iterator[None]:
         yield
     except KafkaUnavailableError as exc:
         st.error(
-            f"**Kafka unreachable** at `{settings.bootstrap_servers}`: {exc}. "
+            f"**Kafka unreachable** at `{settings.bootstrap_servers}`. "
             "Live parts retry on every refresh and recover by themselves.",
             icon=":material/cloud_off:",
         )
+        st.text(str(exc))  # may name a topic taken from a record: plain text
     except OrderflowError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error("That did not work:", icon=":material/error:")
+        st.text(str(exc))
 
 
 def clock() -> str:

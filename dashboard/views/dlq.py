@@ -42,7 +42,12 @@ flt = DlqFilter(
 outcome = state.get("dlq_outcome")
 if outcome:
     kind, text = outcome
-    (st.success if kind == "ok" else st.warning)(text, icon=":material/replay:")
+    banner = st.success if kind == "ok" else st.warning
+    banner(
+        "Replay finished." if kind == "ok" else "Replay finished with problems:",
+        icon=":material/replay:",
+    )
+    st.text(text)  # refs, topics and reasons come from records: plain text only
 
 
 def _selected_rows() -> list[int]:
@@ -101,7 +106,7 @@ def confirm_replay(letters: list[DeadLetter], to: str) -> None:
         f"Republish **{len(letters)}** dead letter(s) to the **{TARGETS[to]}** with replay "
         "headers and a reset attempt counter. The DLQ itself is not changed."
     )
-    st.caption(", ".join(letter.order_id or letter.ref for letter in letters[:20]))
+    st.text(", ".join(letter.order_id or letter.ref for letter in letters[:20]))
     left, right = st.columns(2)
     if left.button("Replay", type="primary", key="dlq_confirm_replay"):
         with ui.guarded(settings):
@@ -114,14 +119,15 @@ def confirm_replay(letters: list[DeadLetter], to: str) -> None:
 @st.dialog("Replay the edited order?")
 def confirm_edited(letter: DeadLetter, payload: bytes, to: str) -> None:
     st.write(
-        f"Publish the edited payload of `{letter.order_id or letter.ref}` to the "
-        f"**{TARGETS[to]}**. The original dead letter stays in the DLQ unchanged."
+        f"Publish the edited payload of this dead letter to the **{TARGETS[to]}**. "
+        "The original dead letter stays in the DLQ unchanged."
     )
+    st.text(letter.order_id or letter.ref)
     left, right = st.columns(2)
     if left.button("Replay edited", type="primary", key="dlq_confirm_edited"):
         with ui.guarded(settings):
             report = data.replay_edited(settings, letter, payload, to)
-            label = f"edited `{letter.order_id or letter.ref}` (original kept in the DLQ)"
+            label = f"edited {letter.order_id or letter.ref} (original kept in the DLQ)"
             _done(*shape.replay_outcome(report, label))
     if right.button("Cancel", key="dlq_cancel_edited"):
         st.rerun()
@@ -147,22 +153,21 @@ if len(chosen) == 1:
     letter = chosen[0]
     details, edit = st.tabs(["Details", "Edit & replay"])
     with details:
-        cols = st.columns(4)
-        cols[0].metric("Reason", letter.reason or "unknown")
-        cols[1].metric("Attempts", "?" if letter.attempts is None else letter.attempts)
-        cols[2].metric("Age", shape.age_text(letter.age_ms(ui.now_ms())))
-        cols[3].metric("Replays", "?" if letter.replay_count is None else letter.replay_count)
-        st.markdown(f"**{letter.error_class or 'no error class'}**: {letter.error_message or ''}")
-        st.caption(
-            f"{letter.ref} · from {letter.original_topic}:{letter.original_partition}:"
-            f"{letter.original_offset} · processor {letter.processor} · group "
-            f"{letter.consumer_group}"
+        # Everything below comes from the record: tables, code and plain text, never markup.
+        st.dataframe(
+            shape.dead_letter_context(letter, ui.now_ms()),
+            hide_index=True,
+            width="stretch",
+            column_config={"value": st.column_config.TextColumn(width="large")},
         )
         payload_col, headers_col = st.columns(2)
-        payload_col.markdown("**Payload**")
-        payload_col.code(shape.pretty_json(letter.value), language="json")
-        headers_col.markdown("**Headers**")
-        headers_col.json(letter.headers)
+        shown = letter.payload
+        payload_col.markdown(f"**Payload** ({len(letter.value or b''):,} bytes)")
+        if shown.note:
+            payload_col.text(shown.note)
+        payload_col.code(shown.text, language="json" if shown.kind == "json" else None)
+        headers_col.markdown(f"**Headers** ({len(letter.raw_headers)})")
+        headers_col.dataframe(shape.headers_frame(letter.raw_headers), hide_index=True)
         st.markdown("**Stack trace**")
         st.code(letter.stacktrace or "(none recorded)", language="python")
     with edit:
@@ -172,7 +177,7 @@ if len(chosen) == 1:
         )
         text = st.text_area(
             "Payload (JSON)",
-            value=forms.without_simulation(shape.pretty_json(letter.value)),
+            value=forms.without_simulation(letter.payload.text),
             height=320,
             key=f"dlq_edit_{letter.ref}",
         )
@@ -188,6 +193,8 @@ if len(chosen) == 1:
             try:
                 order = forms.parse_edited_payload(text)
             except forms.FormErrors as exc:
-                message.error(exc.fields["payload"], icon=":material/error:")
+                with message.container():
+                    st.error("Not a valid order:", icon=":material/error:")
+                    st.text(exc.fields["payload"])  # may quote the payload
             else:
                 confirm_edited(letter, order.to_json_bytes(), to_edited)

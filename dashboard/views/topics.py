@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import data, shape, ui
+from processors.core import display
 
 settings = ui.settings()
 PER_PARTITION = (10, 25, 50, 100, 200, 500)
@@ -73,12 +74,18 @@ def browse() -> None:
         rows = event.selection.rows
         if rows and rows[0] < len(frame):
             row = frame.iloc[rows[0]]
-            st.subheader(f"{row['topic']} · partition {row['partition']} · offset {row['offset']}")
+            where = (int(row["partition"]), int(row["offset"]))
+            record = next(r for r in records if (r.partition, r.offset) == where)
+            st.subheader(f"{topic} · partition {record.partition} · offset {record.offset}")
+            # Record content: code and table cells only, never markup.
             left, right = st.columns(2)
-            left.markdown("**Value**")
-            left.code(shape.pretty_json(row["value"]), language="json")
-            right.markdown("**Headers**")
-            right.json(row["headers"])
+            shown = display.show(record.value)
+            left.markdown(f"**Value** ({len(record.value or b''):,} bytes)")
+            if shown.note:
+                left.text(shown.note)
+            left.code(shown.text, language="json" if shown.kind == "json" else None)
+            right.markdown(f"**Headers** ({len(record.headers)})")
+            right.dataframe(shape.headers_frame(record.headers), hide_index=True)
 
 
 browse()
