@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from processors.core.envelope import from_message
 from processors.core.order import parse_order
@@ -98,7 +98,11 @@ def replay(
         producer = clients.producer(
             settings,
             logger=tail.RDKAFKA_LOGGER,
-            **{"message.timeout.ms": int(delivery_timeout_s * 1000)},
+            # Any dead letter the DLQ holds may go back; the target topic's limit decides.
+            **{
+                "message.timeout.ms": int(delivery_timeout_s * 1000),
+                "message.max.bytes": clients.FAILURE_RECORD_LIMIT,
+            },
         )
     try:
         run.make_plan(consumer)
@@ -240,8 +244,16 @@ def _handle(
             break
         except BufferError:
             producer.poll(0.1)
+        except KafkaException as exc:  # refused by the client itself, e.g. too large
+            run.refuse(letter.ref, f"cannot be republished to {target}: {_error_text(exc)}")
+            return True
     run.in_flight += 1
     return True
+
+
+def _error_text(exc: KafkaException) -> str:
+    error = exc.args[0] if exc.args else exc
+    return error.str() if isinstance(error, KafkaError) else str(error)
 
 
 def replay_edited(

@@ -5,6 +5,7 @@ Used by ``processors.dlq.replay``; see there for how a run works.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections import Counter
@@ -21,8 +22,20 @@ from processors.kafka import tail
 from processors.settings import Settings
 
 MAX_LISTED = 100
+# Delivery errors that no retry of the same record can fix (it is too large for the target, or
+# the broker refuses its contents): the record is skipped and listed as refused, with the error.
+UNPUBLISHABLE = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.INVALID_MSG,
+        KafkaError.INVALID_MSG_SIZE,
+    }
+)
 
 Progress = Callable[[int, int], None]
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")  # Kafka's rule for topic names
 
 
 @dataclass
@@ -184,6 +197,8 @@ class Run:
             target = letter.original_topic
         else:
             return None, "no x-original-topic header (use --to retry)"
+        if not _TOPIC_NAME.fullmatch(target):
+            return None, f"x-original-topic {target[:100]!r} is not a legal topic name"
         if target == self.topic:
             return None, f"target {target} is the DLQ itself"
         if target not in self.known_topics:
@@ -205,6 +220,9 @@ class Run:
                 self.targets[target] += 1
                 if len(self.report.replayed_refs) < MAX_LISTED:
                     self.report.replayed_refs.append(ref)
+                return
+            if err.code() in UNPUBLISHABLE:  # this record can never go there: skip, say why
+                self.refuse(ref, f"cannot be republished to {target}: {err.str()}")
                 return
             self.report.failed += 1
             self.errors[f"{ref} → {target}: {err.str()}"] += 1
