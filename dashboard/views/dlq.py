@@ -160,14 +160,7 @@ if len(chosen) == 1:
             width="stretch",
             column_config={"value": st.column_config.TextColumn(width="large")},
         )
-        payload_col, headers_col = st.columns(2)
-        shown = letter.payload
-        payload_col.markdown(f"**Payload** ({len(letter.value or b''):,} bytes)")
-        if shown.note:
-            payload_col.text(shown.note)
-        payload_col.code(shown.text, language="json" if shown.kind == "json" else None)
-        headers_col.markdown(f"**Headers** ({len(letter.raw_headers)})")
-        headers_col.dataframe(shape.headers_frame(letter.raw_headers), hide_index=True)
+        ui.record_detail(letter.value, letter.headers, label="Payload")
         st.markdown("**Stack trace**")
         st.code(letter.stacktrace or "(none recorded)", language="python")
     with edit:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import data, shape, ui
-from processors.core import display
 
 settings = ui.settings()
 PER_PARTITION = (10, 25, 50, 100, 200, 500)
@@ -77,15 +76,7 @@ def browse() -> None:
             where = (int(row["partition"]), int(row["offset"]))
             record = next(r for r in records if (r.partition, r.offset) == where)
             st.subheader(f"{topic} · partition {record.partition} · offset {record.offset}")
-            # Record content: code and table cells only, never markup.
-            left, right = st.columns(2)
-            shown = display.show(record.value)
-            left.markdown(f"**Value** ({len(record.value or b''):,} bytes)")
-            if shown.note:
-                left.text(shown.note)
-            left.code(shown.text, language="json" if shown.kind == "json" else None)
-            right.markdown(f"**Headers** ({len(record.headers)})")
-            right.dataframe(shape.headers_frame(record.headers), hide_index=True)
+            ui.record_detail(record.value, record.headers)
 
 
 browse()

@@ -275,7 +275,7 @@ def _show(d: lib.DeadLetter) -> None:
     headers = Table(title="headers", title_justify="left")
     headers.add_column("name")
     headers.add_column("value", overflow="fold")
-    for name, value in d.raw_headers:
+    for name, value in d.headers:
         headers.add_row(escape(name), "(null)" if value is None else escape(h.display_text(value)))
     console.print(headers)
     shown = d.payload

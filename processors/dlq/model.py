@@ -10,7 +10,7 @@ record's original bytes are never altered.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from processors.core import display
@@ -23,22 +23,16 @@ REPLAY_LIMIT = 3
 _MISSING: Any = object()
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    """One record of the DLQ topic, decoded. Times are epoch milliseconds.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadLetter(Record):
+    """One record of the DLQ topic (the envelope, bytes untouched) with its context decoded.
+    Times are epoch milliseconds; ``header_text`` is every header as text, for people.
 
     ``replay_count`` is 0 for a record never replayed and ``None`` when its ``x-replay-count``
     header is garbage (the loop guard then refuses it unless forced).
     """
 
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-    raw_headers: tuple[tuple[str, bytes | None], ...]
-    headers: dict[str, str | None]
+    header_text: dict[str, str | None]
     order_id: str | None
     event_id: str | None
     traceparent: str | None
@@ -80,14 +74,8 @@ class DeadLetter:
         if replay_count is not None and replay_count < 0:
             replay_count = None
         return cls(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            timestamp_ms=record.timestamp_ms,
-            key=record.key,
-            value=record.value,
-            raw_headers=tuple(record.headers),
-            headers=h.decoded_text(record.headers),
+            **{field.name: getattr(record, field.name) for field in fields(Record)},
+            header_text=h.decoded_text(record.headers),
             order_id=order_id,
             event_id=h.known(c.event_id),
             traceparent=h.known(c.traceparent),
@@ -112,11 +100,6 @@ class DeadLetter:
             replay_of=h.known(c.replay_of),
             payload_json=payload,
         )
-
-    @property
-    def ref(self) -> str:
-        """``topic:partition:offset`` of this dead letter (the value of ``x-replay-of``)."""
-        return f"{self.topic}:{self.partition}:{self.offset}"
 
     @property
     def failed_at(self) -> int:
@@ -145,7 +128,7 @@ class DeadLetter:
         if force:
             return None
         if self.replay_count is None:
-            return f"unreadable {h.REPLAY_COUNT} header {self.headers.get(h.REPLAY_COUNT)!r}"
+            return f"unreadable {h.REPLAY_COUNT} header {self.header_text.get(h.REPLAY_COUNT)!r}"
         if self.replay_count >= REPLAY_LIMIT:
             return f"already replayed {self.replay_count} times (limit {REPLAY_LIMIT}; --force)"
         return None
@@ -161,7 +144,7 @@ class DeadLetter:
             **_bytes_field("value", self.value),
             "payload_json": self.payload_json,
             "headers": [
-                {"name": name, **_bytes_field("value", value)} for name, value in self.raw_headers
+                {"name": name, **_bytes_field("value", value)} for name, value in self.headers
             ],
             "dead_letter": {
                 "order_id": self.order_id,

@@ -229,7 +229,7 @@ def _handle(
         return True
     pacer.wait()
     headers = replay_headers(
-        letter.raw_headers,
+        letter.headers,
         replay_of=letter.ref,
         replay_count=letter.replay_count,
         now_ms=int(time.time() * 1000),
@@ -300,7 +300,7 @@ def replay_edited(
         run.refuse(dead_letter.ref, refusal or why)
     else:
         headers = replay_headers(
-            dead_letter.raw_headers,
+            dead_letter.headers,
             replay_of=dead_letter.ref,
             replay_count=dead_letter.replay_count,
             now_ms=int(time.time() * 1000),

@@ -74,11 +74,11 @@ def test_every_reader_survives_each_case_as_a_dead_letter(case: Case) -> None:
     assert len(shown.text) <= display.SHOW_LIMIT * 2
     assert shown.kind == "json" or shown.note
     letter.replay_refusal()
-    replay_headers(letter.raw_headers, replay_of=letter.ref, replay_count=letter.replay_count,
+    replay_headers(letter.headers, replay_of=letter.ref, replay_count=letter.replay_count,
                    now_ms=NOW, target="original")  # fmt: skip
     shape.dead_letter_frame([letter], NOW)
     shape.dead_letter_context(letter, NOW)
-    shape.headers_frame(letter.raw_headers)
+    shape.headers_frame(letter.headers)
     shape.records_frame([record])
     shape.reason_counts([record])
     shape.timeline_frame([record], {"orders.dlq": "DLQ"})

@@ -152,7 +152,7 @@ def test_dead_letter_and_its_readers_never_raise(key, value, headers) -> None:
     assert letter.payload.text is not None
     shape.dead_letter_frame([letter], 5000)
     replayed = replay_headers(
-        letter.raw_headers,
+        letter.headers,
         replay_of=letter.ref,
         replay_count=letter.replay_count,
         now_ms=1,
