@@ -131,9 +131,7 @@ def stack(kafka_bootstrap: str, unique: str, tmp_path: Path) -> Iterator[Stack]:
 def browser_page():
     """A fresh headless Chromium page (1400×1000)."""
     if not CHROMIUM.exists():
-        pytest.skip(
-            "Debian chromium is not installed at /usr/bin/chromium (apt-get install chromium)"
-        )
+        pytest.skip("no /usr/bin/chromium: `sudo apt-get install chromium` enables this test")
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=20_000)  # two shared cores: a page can take seconds to settle
