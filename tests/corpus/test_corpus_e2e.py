@@ -259,7 +259,7 @@ def test_replay_of_the_whole_dlq_gives_an_exact_report_and_headers_survive(
 
     # DLQ → replay → DLQ: the second dead letter of each case carries the first one's null
     # values, repeated names and every other non-contract header, byte for byte and in order.
-    cases = ("null-header-values", "duplicate-header-names", "non-utf8-headers", "header-100kib")
+    cases = ("null-header-values", "duplicate-header-names", "header-100kib", "odd-header-names")
     wanted = {f"{case}@main" for case in cases}
 
     def back(records: dict[str, list[Record]]) -> bool:
@@ -271,7 +271,9 @@ def test_replay_of_the_whole_dlq_gives_an_exact_report_and_headers_survive(
         first = [r for r in records[settings.topic_dlq] if h.REPLAY_OF not in r.header]
         second = [r for r in records[settings.topic_dlq] if h.REPLAY_OF in r.header]
         [before] = [r for r in first if r.header.get(CASE_HEADER) == tag.encode()]
-        [after] = [r for r in second if r.header.get(CASE_HEADER) == tag.encode()]
+        after_all = [r for r in second if r.header.get(CASE_HEADER) == tag.encode()]
+        assert len(after_all) == 1, (tag, sorted(r.header.get(CASE_HEADER) or b"" for r in second))
+        [after] = after_all
         assert (after.key, after.value) == (before.key, before.value)
         kept = [hd for hd in before.headers if hd[0] not in REPLAYED_HEADERS]
         assert [hd for hd in after.headers if hd[0] not in REPLAYED_HEADERS] == kept, tag
