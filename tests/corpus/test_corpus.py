@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from dashboard import shape
+from dashboard import forms, shape
 from processors.core import display
 from processors.core import headers as h
 from processors.core.envelope import Record
@@ -83,3 +83,9 @@ def test_every_reader_survives_each_case_as_a_dead_letter(case: Case) -> None:
     shape.reason_counts([record])
     shape.timeline_frame([record], {"orders.dlq": "DLQ"})
     h.decode(record.headers)
+    # The edit-and-replay form starts from the shown payload and validates what comes back.
+    start = forms.without_simulation(letter.payload.text)
+    try:
+        forms.parse_edited_payload(start)
+    except forms.FormErrors as exc:
+        assert exc.fields["payload"]
