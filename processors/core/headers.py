@@ -128,11 +128,6 @@ def encode_text_tail(value: str, limit: int) -> bytes:
     return marker + tail.encode("utf-8")
 
 
-def encode_processor(name: str, version: str, instance: str) -> bytes:
-    """``x-processor``: ``name/version/instance``, e.g. ``orderflow-retry/0.1.0/host-4711``."""
-    return encode_text(f"{name}/{version}/{instance}", ERROR_MESSAGE_LIMIT)
-
-
 def decode_int(raw: bytes | None) -> int | _Invalid | None:
     if raw is None:
         return None

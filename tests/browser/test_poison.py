@@ -16,6 +16,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from processors.kafka.clients import FAILURE_RECORD_LIMIT, producer
 from tests.browser.conftest import Stack, screenshot
 from tests.browser.test_dashboard import open_page, select_option, tick_row
 from tests.corpus import CASE_HEADER, load
@@ -28,6 +29,14 @@ CASES = load()
 # whose HTML names a target of the corpus's markup payloads.
 INJECTED = """() => [...document.querySelectorAll('img, a, script, iframe, object, embed')]
     .filter(e => /127\\.0\\.0\\.1:9|javascript:|alert\\(1\\)/.test(e.outerHTML)).length"""
+
+
+def tick(page, row: int) -> None:
+    """Tick a row of the page's first table once it is drawn and the page has settled."""
+    expect(page.locator('[data-stale="true"]')).to_have_count(0, timeout=30_000)
+    page.get_by_test_id("stDataFrameResizable").first.wait_for(state="visible")
+    page.wait_for_timeout(300)  # the grid draws its rows after the element shows
+    tick_row(page, row)
 
 
 def check_page(page, outside: list[str], where: str) -> None:
@@ -49,7 +58,8 @@ def test_pages_survive_the_corpus_and_render_no_record_markup(stack: Stack, brow
     page.on("request", on_request)
     started = time.monotonic()
 
-    produce(settings, [(c.key, c.value, c.tagged("main")) for c in CASES])
+    client = producer(settings, **{"message.max.bytes": FAILURE_RECORD_LIMIT})
+    produce(settings, [(c.key, c.value, c.tagged("main")) for c in CASES], client=client)
     via_main = sum(c.expect_topic == "dlq" for c in CASES)
     read_all(settings, [settings.topic_dlq], lambda r: len(r[settings.topic_dlq]) >= via_main, 120)
     # Written last, so the newest rows of the DLQ table: cases with neither key nor order id
@@ -57,7 +67,8 @@ def test_pages_survive_the_corpus_and_render_no_record_markup(stack: Stack, brow
     keyless = [c for c in CASES if not c.key and c.id != "null-key"]
     direct = [c for c in CASES if c not in keyless] + keyless
     for case in direct:
-        produce(settings, [(case.key, case.value, case.tagged("dlq"))], settings.topic_dlq)
+        record = (case.key, case.value, case.tagged("dlq"))
+        produce(settings, [record], settings.topic_dlq, client)
         time.sleep(0.002)  # distinct timestamps: a stable newest-first order
 
     page.goto(stack.url)
@@ -72,10 +83,10 @@ def test_pages_survive_the_corpus_and_render_no_record_markup(stack: Stack, brow
         select_option(page, "Topic", f"{label} · {topic}")
         page.get_by_text(re.compile(r"^\d+ records")).wait_for()
         for row in range(3):
-            tick_row(page, row)
+            tick(page, row)
             page.get_by_text(re.compile(r"· offset \d+")).wait_for()
             check_page(page, outside, f"topics {label} row {row}")
-            tick_row(page, row)
+            tick(page, row)
             expect(page.get_by_text(re.compile(r"· offset \d+"))).to_have_count(0)
     screenshot(page, "poison-topics")
 
@@ -117,12 +128,12 @@ def test_pages_survive_the_corpus_and_render_no_record_markup(stack: Stack, brow
 
 def _detail(page, outside: list[str], row: int, case_id: str) -> int:
     """Open the detail view of one row, check it, close it again."""
-    tick_row(page, row)
+    tick(page, row)
     page.get_by_role("tab", name="Details").wait_for()
     page.get_by_text(re.compile(r"^Payload \(")).wait_for()
     check_page(page, outside, f"dlq detail {case_id} row {row}")
     header = page.get_by_test_id("stDataFrame").filter(has_text=CASE_HEADER)
     assert header.count() <= 1
-    tick_row(page, row)
+    tick(page, row)
     expect(page.get_by_role("tab", name="Details")).to_have_count(0)
     return 1
