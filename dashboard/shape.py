@@ -108,7 +108,14 @@ def records_frame(records: Iterable[Record]) -> pd.DataFrame:
             "time": to_timestamp(record.timestamp_ms),
             "key": cell(as_text(record.key)),
             "value": cell(as_text(record.value)),
-            "headers": cell(json.dumps(h.decoded_text(record.headers), ensure_ascii=False)),
+            # Each value cut, not the whole: the cell stays valid JSON for the JSON column.
+            "headers": json.dumps(
+                {
+                    k: None if v is None else cell(v, 200)
+                    for k, v in h.decoded_text(record.headers).items()
+                },
+                ensure_ascii=False,
+            ),
         }
         for record in records
     ]
