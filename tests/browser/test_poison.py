@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from processors.kafka.clients import FAILURE_RECORD_LIMIT, producer
-from tests.browser.conftest import Stack, screenshot
+from tests.browser.conftest import Stack
 from tests.browser.test_dashboard import open_page, select_option, tick_row
 from tests.corpus import CASE_HEADER, load
 from tests.processors.harness import produce, read_all
@@ -81,7 +81,6 @@ def test_pages_survive_the_corpus_and_render_no_record_markup(stack: Stack, brow
     page.get_by_text("DLQ by reason", exact=True).wait_for()
     page.wait_for_timeout(2500)  # a refresh with the DLQ sample in
     check_page(page, outside, "overview")
-    screenshot(page, "poison-overview")
 
     open_page(page, "Topics")
     for label, topic in (("DLQ", settings.topic_dlq), ("main", settings.topic_main)):
@@ -93,12 +92,10 @@ def test_pages_survive_the_corpus_and_render_no_record_markup(stack: Stack, brow
             check_page(page, outside, f"topics {label} row {row}")
             tick(page, row)
             expect(page.get_by_text(re.compile(r"· offset \d+"))).to_have_count(0)
-    screenshot(page, "poison-topics")
 
     open_page(page, "DLQ")
     page.get_by_text(re.compile(r"^\d+ dead letters")).wait_for()
     check_page(page, outside, "dlq list")
-    screenshot(page, "poison-dlq-list")
     details = 0
     for row, case in enumerate(reversed(keyless)):  # the newest rows, unfiltered
         details += _detail(page, outside, row, case.id)
@@ -127,7 +124,6 @@ def test_pages_survive_the_corpus_and_render_no_record_markup(stack: Stack, brow
         trace.press("Enter")
         page.get_by_text(re.compile(r"Latest: |No record with this key")).first.wait_for()
         check_page(page, outside, f"trace {case.id}")
-    screenshot(page, "poison-trace")
     print(f"poison_browser_details={details} total_s={time.monotonic() - started:.1f}")
 
 
