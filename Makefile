@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status test test-fast lint format bench lock cloud-up cloud-down clean
+.PHONY: help install up down status test test-fast fuzz chromium lint format bench lock cloud-up cloud-down clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -30,11 +30,21 @@ down: ## Stop everything `make up` started
 status: install ## Show what the local stack is running
 	$(ORDERFLOW) status
 
-test: install ## Run the whole test suite against a real broker
+test: install chromium ## Run the whole test suite against a real broker
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's Chromium. Installed here where that is possible (root with
+# apt-get); otherwise they are skipped, and the skip names the command that enables them.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+	  || echo "chromium missing: browser tests will be skipped (sudo apt-get install chromium)"
 
 test-fast: install ## Run only the tests that need no broker or browser
 	$(BIN)/pytest -m "not kafka and not browser" $(PYTEST_ARGS)
+
+fuzz: install ## Property tests with many examples (the suite runs a few of each)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/fuzz $(PYTEST_ARGS)
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -14,7 +14,9 @@ import streamlit as st
 
 from dashboard import ui
 
-st.set_page_config(page_title="orderflow", page_icon=":material/sync_alt:", layout="wide")
+# An emoji icon becomes an inline SVG; a :material/…: one is fetched from fonts.gstatic.com on
+# every page load, a request leaving the operator's page.
+st.set_page_config(page_title="orderflow", page_icon="🔁", layout="wide")
 
 settings = ui.settings()
 if not ui.gate():

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from dashboard.shape import RecordCounts
 from processors import dlq, producer
+from processors.core.envelope import Record
 from processors.dlq import DeadLetter, DlqFilter, Ledger, LedgerCache, ReplayReport, ReplayTarget
 from processors.kafka import groups, tail
-from processors.kafka.tail import TopicRecord
 from processors.producer import Delivery, GeneratedItem, ProduceSummary
 from processors.settings import Settings
 
@@ -69,7 +69,7 @@ class Overview:
     totals: dict[str, int]
     exact: dict[str, bool]
     lags: list[Lag]
-    dlq_sample: list[TopicRecord]
+    dlq_sample: list[Record]
 
 
 def lags(settings: Settings, timeout_s: float | None = None) -> list[Lag]:
@@ -129,7 +129,7 @@ def latest(
     per_partition: int,
     only_partitions: Iterable[int] | None = None,
     timeout_s: float | None = None,
-) -> list[TopicRecord]:
+) -> list[Record]:
     """The newest ``per_partition`` records of each partition of one of our topics.
 
     Refuses any topic that is not one of orderflow's own, so internal topics never show.
@@ -143,12 +143,12 @@ def latest(
 
 def trace(
     settings: Settings, order_id: str, per_partition: int, timeout_s: float | None = None
-) -> list[TopicRecord]:
+) -> list[Record]:
     """Every record keyed ``order_id`` among the newest ``per_partition`` records of each
     partition of each of our topics. Older hops are not seen: the read is bounded on purpose.
     """
     key = order_id.encode("utf-8")
-    found: list[TopicRecord] = []
+    found: list[Record] = []
     for topic in settings.all_topics:
         records = tail.read_tail(settings, topic, per_partition, timeout_s=_timeout(timeout_s))
         found.extend(record for record in records if record.key == key)

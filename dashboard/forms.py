@@ -146,7 +146,7 @@ def parse_edited_payload(text: str) -> Order:
     """
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise FormErrors({"payload": f"not valid JSON: {exc}"}) from None
     if not isinstance(data, dict):
         raise FormErrors({"payload": "must be a JSON object"})
@@ -163,7 +163,7 @@ def without_simulation(payload: str) -> str:
     """
     try:
         data = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         return payload
     if isinstance(data, dict):
         data.pop("simulate", None)

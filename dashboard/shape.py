@@ -1,8 +1,8 @@
 """Pure shaping: records, totals and lags in; small frames and numbers for the pages out.
 
 No Kafka, no Streamlit, no clock: every function that needs "now" takes ``now_ms``. Records are
-anything with the ``TopicRecord`` attributes (topic, partition, offset, timestamp_ms, key, value,
-headers), so tests feed canned records.
+envelopes (``processors.core.envelope.Record``), so tests feed canned records. Nothing here
+raises on a record's bytes: display decoding is bounded (``processors.core.display``).
 """
 
 from __future__ import annotations
@@ -11,21 +11,16 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
+from processors.core import display
 from processors.core import headers as h
+from processors.core.envelope import Record
 
-
-class RecordLike(Protocol):
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]]
+# A table cell shows at most this many characters of a key, value or header list.
+CELL_LIMIT = 2_000
 
 
 # --- bytes for people ---------------------------------------------------------------------------
@@ -38,13 +33,15 @@ def as_text(raw: bytes | str | None) -> str:
     return raw.decode("utf-8", errors="backslashreplace")
 
 
+def cell(text: str, limit: int = CELL_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters for a table cell (the detail view shows it all)."""
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"
+
+
 def pretty_json(raw: bytes | str | None) -> str:
-    """Indented JSON when the value parses, else the text as it is (poison stays visible)."""
-    text = as_text(raw)
-    try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    except ValueError:
-        return text
+    """Indented JSON when the value parses safely, else the text, hex or base64 as it is
+    (poison stays visible; see ``processors.core.display``). Never raises."""
+    return display.show(raw.encode("utf-8") if isinstance(raw, str) else raw).text
 
 
 def age_text(age_ms: int | None) -> str:
@@ -68,7 +65,10 @@ def to_timestamp(ms: int | None) -> pd.Timestamp | None:
     """Epoch milliseconds as a UTC timestamp; ``None`` and non-positive values as ``None``."""
     if ms is None or ms <= 0:
         return None
-    return pd.Timestamp(ms, unit="ms", tz="UTC")
+    try:
+        return pd.Timestamp(ms, unit="ms", tz="UTC")
+    except (OverflowError, ValueError):  # a garbage header past the year 2262
+        return None
 
 
 # --- topic browser ------------------------------------------------------------------------------
@@ -81,7 +81,7 @@ class RecordFilter:
     since_ms: int | None = None
     until_ms: int | None = None
 
-    def keeps(self, record: RecordLike) -> bool:
+    def keeps(self, record: Record) -> bool:
         if self.key_contains and self.key_contains not in as_text(record.key):
             return False
         if self.partitions and record.partition not in self.partitions:
@@ -91,14 +91,14 @@ class RecordFilter:
         return self.until_ms is None or record.timestamp_ms <= self.until_ms
 
 
-def filter_records(records: Iterable[RecordLike], flt: RecordFilter) -> list[RecordLike]:
+def filter_records(records: Iterable[Record], flt: RecordFilter) -> list[Record]:
     return [record for record in records if flt.keeps(record)]
 
 
 RECORD_COLUMNS = ["topic", "partition", "offset", "time", "key", "value", "headers"]
 
 
-def records_frame(records: Iterable[RecordLike]) -> pd.DataFrame:
+def records_frame(records: Iterable[Record]) -> pd.DataFrame:
     """One row per record, newest first: headers decoded to a JSON object of text values."""
     rows = [
         {
@@ -106,9 +106,16 @@ def records_frame(records: Iterable[RecordLike]) -> pd.DataFrame:
             "partition": record.partition,
             "offset": record.offset,
             "time": to_timestamp(record.timestamp_ms),
-            "key": as_text(record.key),
-            "value": as_text(record.value),
-            "headers": json.dumps(h.decoded_text(list(record.headers)), ensure_ascii=False),
+            "key": cell(as_text(record.key)),
+            "value": cell(as_text(record.value)),
+            # Each value cut, not the whole: the cell stays valid JSON for the JSON column.
+            "headers": json.dumps(
+                {
+                    k: None if v is None else cell(v, 200)
+                    for k, v in h.decoded_text(record.headers).items()
+                },
+                ensure_ascii=False,
+            ),
         }
         for record in records
     ]
@@ -116,6 +123,22 @@ def records_frame(records: Iterable[RecordLike]) -> pd.DataFrame:
     if frame.empty:
         return frame
     return frame.sort_values(["time", "offset"], ascending=False, ignore_index=True)
+
+
+HEADER_COLUMNS = ["name", "value", "bytes"]
+
+
+def headers_frame(headers: Sequence[tuple[str, bytes | None]]) -> pd.DataFrame:
+    """Every header in order, repeated names and null values included, as text cells."""
+    rows = [
+        {
+            "name": cell(name, 200),
+            "value": "(null)" if value is None else cell(as_text(value)),
+            "bytes": None if value is None else len(value),
+        }
+        for name, value in headers
+    ]
+    return pd.DataFrame(rows, columns=HEADER_COLUMNS).astype({"bytes": "Int64"})
 
 
 # --- overview -----------------------------------------------------------------------------------
@@ -297,12 +320,12 @@ def throughput_frame(history: History) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["time", "topic", "per_second"])
 
 
-def reason_counts(records: Iterable[RecordLike]) -> pd.DataFrame:
+def reason_counts(records: Iterable[Record]) -> pd.DataFrame:
     """Dead letters by ``x-dlq-reason`` (missing → ``unknown``), most frequent first."""
     counter: Counter[str] = Counter()
     for record in records:
-        reason = h.decode_text(h.last_values(list(record.headers)).get(h.DLQ_REASON))
-        counter[reason if isinstance(reason, str) and reason else "unknown"] += 1
+        reason = h.known(h.decode(record.headers).dlq_reason)
+        counter[cell(reason, 200) if reason else "unknown"] += 1
     rows = [{"reason": reason, "count": count} for reason, count in counter.most_common()]
     return pd.DataFrame(rows, columns=["reason", "count"])
 
@@ -311,30 +334,29 @@ def reason_counts(records: Iterable[RecordLike]) -> pd.DataFrame:
 TIMELINE_COLUMNS = ["time", "stage", "topic", "partition", "offset", "attempts", "detail"]
 
 
-def _detail(values: Mapping[str, bytes], value: bytes | None) -> str:
-    text = {name: as_text(raw) for name, raw in values.items()}
+def _detail(record: Record, contract: h.Contract) -> str:
+    text = {name: as_text(raw) for name, raw in record.headers}  # last occurrence wins
     parts: list[str] = []
     if h.DLQ_REASON in text:
         parts.append(f"dead-lettered: {text[h.DLQ_REASON]}")
     if h.ERROR_CLASS in text:
         parts.append(f"{text[h.ERROR_CLASS]}: {text.get(h.ERROR_MESSAGE, '')}".rstrip(": "))
     if h.RETRY_DUE_AT in text and h.DLQ_REASON not in text:
-        due = to_timestamp(h.decode_int(values[h.RETRY_DUE_AT]) or None)
+        due = to_timestamp(h.known(contract.due_at))
         if due is not None:
             parts.append(f"retry due {due:%H:%M:%S.%f}"[:-3])
     if h.REPLAY_OF in text:
         parts.append(f"replay #{text.get(h.REPLAY_COUNT, '?')} of {text[h.REPLAY_OF]}")
-    if not parts and value is not None:
-        parts.append(as_text(value)[:200])
-    return "; ".join(parts)
+    if not parts and record.value is not None:
+        parts.append(as_text(record.value[:800]))
+    return cell("; ".join(parts), 400)
 
 
-def timeline_frame(records: Iterable[RecordLike], stages: Mapping[str, str]) -> pd.DataFrame:
+def timeline_frame(records: Iterable[Record], stages: Mapping[str, str]) -> pd.DataFrame:
     """An order's journey, oldest first. ``stages`` maps topic → stage label."""
     rows = []
     for record in records:
-        values = h.last_values(list(record.headers))
-        attempts = h.decode_int(values.get(h.ATTEMPTS))
+        contract = h.decode(record.headers)
         rows.append(
             {
                 "time": to_timestamp(record.timestamp_ms),
@@ -342,8 +364,8 @@ def timeline_frame(records: Iterable[RecordLike], stages: Mapping[str, str]) -> 
                 "topic": record.topic,
                 "partition": record.partition,
                 "offset": record.offset,
-                "attempts": attempts if isinstance(attempts, int) else None,
-                "detail": _detail(values, record.value),
+                "attempts": h.known(contract.attempts),
+                "detail": _detail(record, contract),
             }
         )
     frame = pd.DataFrame(rows, columns=TIMELINE_COLUMNS).astype({"attempts": "Int64"})
@@ -424,6 +446,41 @@ def dead_letter_frame(letters: Sequence[DeadLetterLike], now_ms: int) -> pd.Data
     ]
     return pd.DataFrame(rows, columns=DEAD_LETTER_COLUMNS).astype(
         {"attempts": "Int64", "replays": "Int64"}
+    )
+
+
+def dead_letter_context(letter: Any, now_ms: int) -> pd.DataFrame:
+    """``field, value`` rows: what an operator reads about one dead letter, all as text cells
+    (record content is never rendered as markup)."""
+
+    def text(value: object) -> str:
+        return "-" if value is None else cell(str(value), 4_000)
+
+    when = to_timestamp
+    rows = [
+        ("dead letter", letter.ref),
+        ("order id", letter.order_id),
+        ("reason", letter.reason),
+        ("error class", letter.error_class),
+        ("error message", letter.error_message),
+        ("error category", letter.error_category),
+        ("attempts", f"{text(letter.attempts)} of {text(letter.max_attempts)}"),
+        ("first failure", when(letter.first_failure_at)),
+        ("last failure", when(letter.last_failure_at)),
+        ("age", age_text(letter.age_ms(now_ms))),
+        ("replays", f"{text(letter.replay_count)} (of {text(letter.replay_of)})"),
+        (
+            "original",
+            f"{text(letter.original_topic)}:{text(letter.original_partition)}:"
+            f"{text(letter.original_offset)}",
+        ),
+        ("processor", letter.processor),
+        ("consumer group", letter.consumer_group),
+        ("event id", letter.event_id),
+        ("traceparent", letter.traceparent),
+    ]
+    return pd.DataFrame(
+        [{"field": k, "value": text(v)} for k, v in rows], columns=["field", "value"]
     )
 
 

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import altair as alt
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
+from dashboard import shape
 from dashboard.auth import AuthConfig, auth_config, is_loopback, password_matches
+from processors.core import display
 from processors.errors import KafkaUnavailableError, OrderflowError, SettingsError
 from processors.settings import Settings, load_settings
 
@@ -145,12 +147,28 @@ def guarded(settings: Settings) -> Iterator[None]:
         yield
     except KafkaUnavailableError as exc:
         st.error(
-            f"**Kafka unreachable** at `{settings.bootstrap_servers}`: {exc}. "
+            f"**Kafka unreachable** at `{settings.bootstrap_servers}`. "
             "Live parts retry on every refresh and recover by themselves.",
             icon=":material/cloud_off:",
         )
+        st.text(str(exc))  # may name a topic taken from a record: plain text
     except OrderflowError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error("That did not work:", icon=":material/error:")
+        st.text(str(exc))
+
+
+def record_detail(
+    value: bytes | None, headers: Sequence[tuple[str, bytes | None]], label: str = "Value"
+) -> None:
+    """A record's value and headers side by side, as code and a table: never as markup."""
+    left, right = st.columns(2)
+    shown = display.show(value)
+    left.markdown(f"**{label}** ({len(value or b''):,} bytes)")
+    if shown.note:
+        left.text(shown.note)
+    left.code(shown.text, language="json" if shown.kind == "json" else None)
+    right.markdown(f"**Headers** ({len(headers)})")
+    right.dataframe(shape.headers_frame(headers), hide_index=True)
 
 
 def clock() -> str:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from processors.core.envelope import from_quix
 from processors.core.routing import Route
 from processors.errors import KafkaUnavailableError, ProcessorError, TopicDriftError
 from processors.kafka.clients import quix_application
 from processors.logs import event
 from processors.metrics import Metrics, serve
-from processors.pipeline import GuardedStep, InputRecord, Output
+from processors.pipeline import GuardedStep, Output
 from processors.runtime import (
     build_step,
     consumer_extra,
@@ -75,18 +76,7 @@ def build_app(settings: Settings, step: GuardedStep) -> Application:
         ) from None
 
     def guarded(value: Any, key: Any, timestamp: int, headers: Any) -> Output | None:
-        context = message_context()
-        return step(
-            InputRecord(
-                topic=context.topic,
-                partition=context.partition,
-                offset=context.offset,
-                timestamp_ms=timestamp,
-                key=key,
-                value=value,
-                headers=list(headers) if headers else None,
-            )
-        ).output
+        return step(from_quix(message_context(), value, key, timestamp, headers)).output
 
     # One chain, no branches: Quix deep-copies a record for every branch of a fork.
     outputs_sdf = app.dataframe(source).apply(guarded, metadata=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 from processors.core import headers as h
 from processors.core.classify import ErrorCategory, qualified_name
+from processors.core.envelope import Record
 from processors.core.order import parse_order
 from processors.core.policy import RetryPolicy
 from processors.core.routing import (
@@ -40,7 +41,7 @@ from processors.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
-RawHeaders = list[tuple[str, bytes | None]]
+RawHeaders = h.HeaderList
 
 
 class EmptyValueError(ValueError):
@@ -49,17 +50,6 @@ class EmptyValueError(ValueError):
 
 class NotAnObjectError(ValueError):
     """The value is valid JSON but not a JSON object."""
-
-
-@dataclass(frozen=True)
-class InputRecord:
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-    headers: RawHeaders | None
 
 
 @dataclass(frozen=True)
@@ -96,7 +86,7 @@ def wall_clock_ms() -> int:
 
 
 class GuardedStep:
-    """Callable ``(InputRecord) -> StepResult`` that never raises.
+    """Callable ``(Record) -> StepResult`` that never raises.
 
     ``first_hop`` is True in the main processor (every record is a first attempt) and False in
     the retry processor (``x-attempts`` counts previous attempts).
@@ -123,7 +113,7 @@ class GuardedStep:
         self.clock_ms = clock_ms
         self.rand = rand
 
-    def __call__(self, record: InputRecord) -> StepResult:
+    def __call__(self, record: Record) -> StepResult:
         started = time.perf_counter()
         self.metrics.consumed()
         try:
@@ -136,9 +126,9 @@ class GuardedStep:
         return result
 
     # --- the step -----------------------------------------------------------------------------
-    def _step(self, record: InputRecord) -> StepResult:
+    def _step(self, record: Record) -> StepResult:
         meta = RecordMeta(record.topic, record.partition, record.offset, record.timestamp_ms)
-        state = h.read_retry_state(record.headers)
+        state = h.decode(record.headers)
         attempt, _ = attempt_number(state, self.policy, self.first_hop)
         failure: Failure | None = None
         order_id: str | None = None
@@ -161,7 +151,7 @@ class GuardedStep:
                     attempt=attempt,
                     max_attempts=self.policy.max_attempts,
                     idempotency_key=idempotency_key(state, meta),
-                    headers=MappingProxyType(dict(record.headers or ())),
+                    headers=MappingProxyType(dict(record.headers)),
                     topic=record.topic,
                     partition=record.partition,
                     offset=record.offset,
@@ -201,8 +191,8 @@ class GuardedStep:
 
     def _outcome(
         self,
-        record: InputRecord,
-        state: h.RetryState,
+        record: Record,
+        state: h.Contract,
         meta: RecordMeta,
         decision: Decision,
         now: int,
@@ -225,34 +215,38 @@ class GuardedStep:
         if isinstance(handler_result, Mapping):
             body["result"] = dict(handler_result)
         value = json.dumps(body, separators=(",", ":"), default=str).encode("utf-8")
-        carried = [(n, v) for n, v in record.headers or () if n == h.TRACEPARENT]
-        headers: RawHeaders = [
-            *carried,
-            (h.CONTENT_TYPE, b"application/json"),
-            (h.ATTEMPTS, h.encode_int(decision.attempt)),
-            (h.PROCESSOR, h.encode_processor(idn.name, idn.version, idn.instance)),
-            (h.CONSUMER_GROUP, h.encode_text(self.identity.consumer_group)),
-            (h.ORIGINAL_TOPIC, h.encode_text(str(origin["topic"]))),
-            (h.ORIGINAL_PARTITION, h.encode_int(int(origin["partition"]))),
-            (h.ORIGINAL_OFFSET, h.encode_int(int(origin["offset"]))),
-        ]
+        carried = [(n, v) for n, v in record.headers if n == h.TRACEPARENT]
+        contract = h.encode(
+            {
+                h.CONTENT_TYPE: "application/json",
+                h.ATTEMPTS: decision.attempt,
+                h.PROCESSOR: idn.processor,
+                h.CONSUMER_GROUP: idn.consumer_group,
+                h.ORIGINAL_TOPIC: origin["topic"],
+                h.ORIGINAL_PARTITION: origin["partition"],
+                h.ORIGINAL_OFFSET: origin["offset"],
+            }
+        )
+        headers: RawHeaders = [*carried, *contract.items()]
         return Output(Route.PROCESSED, self.topics.processed, record.key, value, headers, now)
 
-    def _emergency(self, record: InputRecord, exc: Exception) -> StepResult:
+    def _emergency(self, record: Record, exc: Exception) -> StepResult:
         """Dead-letter the record with minimal headers: the step itself failed."""
         now = wall_clock_ms()
         decision = Decision(
             route=Route.DLQ,
             attempt=1,
             reason=DlqReason.NON_RETRYABLE,
-            updates={
-                h.ERROR_CLASS: h.encode_text(qualified_name(exc)),
-                h.ERROR_MESSAGE: h.encode_text(str(exc), h.ERROR_MESSAGE_LIMIT),
-                h.ERROR_CATEGORY: h.encode_text(ErrorCategory.UNKNOWN.value),
-                h.DLQ_REASON: h.encode_text(DlqReason.NON_RETRYABLE.value),
-                h.DLQ_AT: h.encode_int(now),
-                h.ERROR_STACKTRACE: h.encode_text_tail(_trace(exc), h.STACKTRACE_LIMIT),
-            },
+            updates=h.encode(
+                {
+                    h.ERROR_CLASS: qualified_name(exc),
+                    h.ERROR_MESSAGE: str(exc),
+                    h.ERROR_CATEGORY: ErrorCategory.UNKNOWN.value,
+                    h.DLQ_REASON: DlqReason.NON_RETRYABLE.value,
+                    h.DLQ_AT: now,
+                    h.ERROR_STACKTRACE: _trace(exc),
+                }
+            ),
         )
         output = Output(
             Route.DLQ,
@@ -265,7 +259,7 @@ class GuardedStep:
         return StepResult(decision, output, None)
 
     # --- observability ------------------------------------------------------------------------
-    def _observe(self, result: StepResult, record: InputRecord) -> None:
+    def _observe(self, result: StepResult, record: Record) -> None:
         decision = result.decision
         if decision.route is Route.PROCESSED:
             self.metrics.succeeded()
@@ -328,7 +322,7 @@ def _trace(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc))
 
 
-def _origin(state: h.RetryState, meta: RecordMeta) -> dict[str, object]:
+def _origin(state: h.Contract, meta: RecordMeta) -> dict[str, object]:
     topic, partition, offset = state.original_topic, state.original_partition, state.original_offset
     if isinstance(topic, str) and topic and isinstance(partition, int) and isinstance(offset, int):
         return {"topic": topic, "partition": partition, "offset": offset}

@@ -23,13 +23,14 @@ from confluent_kafka import KafkaException, Message, TopicPartition
 
 from processors.checkpoint import Commit, Committer
 from processors.core import headers as h
+from processors.core.envelope import Record, from_message
 from processors.core.routing import effective_due
 from processors.core.schedule import Held, PartitionQueue, Schedule
 from processors.errors import KafkaUnavailableError, ProcessorError, TopicDriftError
 from processors.kafka.clients import quix_application
 from processors.logs import event
 from processors.metrics import Metrics, serve
-from processors.pipeline import GuardedStep, InputRecord, wall_clock_ms
+from processors.pipeline import GuardedStep, wall_clock_ms
 from processors.runtime import (
     build_step,
     consumer_extra,
@@ -68,7 +69,7 @@ class RetryLoop:
         self.clock_ms = clock_ms
         self.capacity = settings.retry_max_held
         self.commit_interval_s = settings.commit_interval_s
-        self.schedule: Schedule[InputRecord] = Schedule()
+        self.schedule: Schedule[Record] = Schedule()
         self.dirty = False
         self.last_checkpoint = time.monotonic()
         self.consecutive_failures = 0
@@ -159,22 +160,13 @@ class RetryLoop:
             event(logger, "paused", logging.DEBUG, partition=key[1], held=len(queue.heap))
             return
         now = self.clock_ms()
-        headers = message.headers()
-        record = InputRecord(
-            topic=key[0],
-            partition=key[1],
-            offset=message.offset(),
-            timestamp_ms=message.timestamp()[1],
-            key=message.key(),
-            value=message.value(),
-            headers=list(headers) if headers else None,
-        )
-        due, note = effective_due(h.read_retry_state(headers), self.step.policy, now)
+        record = from_message(message)
+        due, note = effective_due(h.decode(record.headers), self.step.policy, now)
         queue.admit(offset, due, record, now)
         if note in ("due_invalid", "due_clamped"):
             self._adjusted(note, record, due - now)
 
-    def _adjusted(self, note: str, record: InputRecord, due_in_ms: int) -> None:
+    def _adjusted(self, note: str, record: Record, due_in_ms: int) -> None:
         """Log garbage due times: the first of each kind at once, then at most one line a
         minute per kind, with the number of records it stands for."""
         self.adjusted[note] += 1
@@ -215,7 +207,7 @@ class RetryLoop:
             self._process(held, now)
             done += 1
 
-    def _process(self, held: Held[InputRecord], now: int) -> None:
+    def _process(self, held: Held[Record], now: int) -> None:
         self.metrics.lateness((now - held.due_ms) / 1000)
         output = self.step(held.record).output
         if output is not None and not self.committer.write(output):
@@ -268,7 +260,7 @@ class RetryLoop:
         if not partitions:
             return
         for tp in self.consumer.committed(partitions, timeout=30):
-            queue: PartitionQueue[InputRecord] = PartitionQueue(
+            queue: PartitionQueue[Record] = PartitionQueue(
                 (tp.topic, tp.partition), tp.offset, tp.metadata, self.capacity
             )
             self.schedule.queues[queue.key] = queue

@@ -162,7 +162,7 @@ def confirm_replay(letters: list[DeadLetter], to: str, again: bool) -> None:
             f"{redriven} of the {len(letters)} selected were redriven before: "
             + ("they are redriven again (counted)." if again else "they are skipped.")
         )
-    st.caption(", ".join(letter.order_id or letter.ref for letter in letters[:20]))
+    st.text(", ".join(letter.order_id or letter.ref for letter in letters[:20]))
     left, right = st.columns(2)
     if left.button("Redrive", type="primary", key="dlq_confirm_replay"):
         with ui.guarded(settings):
@@ -219,12 +219,13 @@ if len(chosen) == 1:
     letter = chosen[0]
     details, edit = st.tabs(["Details", "Edit & replay"])
     with details:
-        cols = st.columns(4)
-        cols[0].metric("Reason", letter.reason or "unknown")
-        cols[1].metric("Attempts", "?" if letter.attempts is None else letter.attempts)
-        cols[2].metric("Age", shape.age_text(letter.age_ms(ui.now_ms())))
-        cols[3].metric("Replays", "?" if letter.replay_count is None else letter.replay_count)
-        st.text(f"{letter.error_class or 'no error class'}: {letter.error_message or ''}")
+        # Everything below comes from the record: tables, code and plain text, never markup.
+        st.dataframe(
+            shape.dead_letter_context(letter, ui.now_ms()),
+            hide_index=True,
+            width="stretch",
+            column_config={"value": st.column_config.TextColumn(width="large")},
+        )
         entry = _ledger().get(letter.ref)
         st.text(
             "pending: never redriven"
@@ -233,16 +234,7 @@ if len(chosen) == 1:
             f"{entry.run_id} → {entry.landed}"
             + (f" ({entry.count} times)" if entry.count > 1 else "")
         )
-        st.caption(
-            f"{letter.ref} · from {letter.original_topic}:{letter.original_partition}:"
-            f"{letter.original_offset} · processor {letter.processor} · group "
-            f"{letter.consumer_group}"
-        )
-        payload_col, headers_col = st.columns(2)
-        payload_col.markdown("**Payload**")
-        payload_col.code(shape.pretty_json(letter.value), language="json")
-        headers_col.markdown("**Headers**")
-        headers_col.json(letter.headers)
+        ui.record_detail(letter.value, letter.headers, label="Payload")
         st.markdown("**Stack trace**")
         st.code(letter.stacktrace or "(none recorded)", language="python")
     with edit:
@@ -252,7 +244,7 @@ if len(chosen) == 1:
         )
         text = st.text_area(
             "Payload (JSON)",
-            value=forms.without_simulation(shape.pretty_json(letter.value)),
+            value=forms.without_simulation(letter.payload.text),
             height=320,
             key=f"dlq_edit_{letter.ref}",
         )
@@ -268,6 +260,8 @@ if len(chosen) == 1:
             try:
                 order = forms.parse_edited_payload(text)
             except forms.FormErrors as exc:
-                message.error(exc.fields["payload"], icon=":material/error:")
+                with message.container():
+                    st.error("Not a valid order:", icon=":material/error:")
+                    st.text(exc.fields["payload"])  # may quote the payload
             else:
                 confirm_edited(letter, order.to_json_bytes(), to_edited)

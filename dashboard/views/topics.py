@@ -73,12 +73,10 @@ def browse() -> None:
         rows = event.selection.rows
         if rows and rows[0] < len(frame):
             row = frame.iloc[rows[0]]
-            st.subheader(f"{row['topic']} · partition {row['partition']} · offset {row['offset']}")
-            left, right = st.columns(2)
-            left.markdown("**Value**")
-            left.code(shape.pretty_json(row["value"]), language="json")
-            right.markdown("**Headers**")
-            right.json(row["headers"])
+            where = (int(row["partition"]), int(row["offset"]))
+            record = next(r for r in records if (r.partition, r.offset) == where)
+            st.subheader(f"{topic} · partition {record.partition} · offset {record.offset}")
+            ui.record_detail(record.value, record.headers)
 
 
 browse()

@@ -33,7 +33,8 @@ def timeline() -> None:
         records = data.trace(settings, order_id, per_partition)
         frame = shape.timeline_frame(records, data.topic_stages(settings))
         if frame.empty:
-            st.warning(f"No record keyed `{order_id}` in the newest {per_partition} per partition.")
+            st.warning(f"No record with this key in the newest {per_partition} per partition:")
+            st.text(order_id)
             return
         final = shape.final_stage(frame)
         icon = {

@@ -25,6 +25,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from processors import dlq as lib
+from processors.core import headers as h
 from processors.core.routing import DlqReason
 from processors.errors import OrderflowError
 from processors.kafka import tail
@@ -342,14 +343,13 @@ def _show(d: lib.DeadLetter, entry: lib.Redrive | None) -> None:
     headers = Table(title="headers", title_justify="left")
     headers.add_column("name")
     headers.add_column("value", overflow="fold")
-    for name, value in d.raw_headers:
-        headers.add_row(escape(name), escape(value.decode("utf-8", errors="backslashreplace")))
+    for name, value in d.headers:
+        headers.add_row(escape(name), "(null)" if value is None else escape(h.display_text(value)))
     console.print(headers)
-    if d.payload_json is not None:
-        body = Syntax(json.dumps(d.payload_json, indent=2, ensure_ascii=False), "json")
-    else:
-        body = escape(d.value_text if d.value_text is not None else "(null)") or "(empty)"
-    console.print(Panel(body, title=f"payload ({len(d.value or b'')} bytes)", title_align="left"))
+    shown = d.payload
+    body = Syntax(shown.text, "json") if shown.kind == "json" else escape(shown.text)
+    title = f"payload ({len(d.value or b'')} bytes)" + (f": {shown.note}" if shown.note else "")
+    console.print(Panel(body, title=escape(title), title_align="left"))
     if d.stacktrace:
         console.print(Panel(escape(d.stacktrace), title="stack trace", title_align="left"))
 

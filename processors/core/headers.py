@@ -1,8 +1,10 @@
 """The header contract: every header name orderflow reads or writes, and one codec for each kind
 of value. Values are UTF-8 text; numbers are ASCII decimal; times are epoch milliseconds.
 
-Decoding never raises: a missing header decodes to ``None`` and garbage decodes to ``INVALID``,
-so callers decide deliberately what a malformed record means. See docs/headers.md.
+``encode`` is the one writer and ``decode`` the one reader of the contract: every processor,
+replay, DLQ tool and dashboard page goes through them. Decoding never raises: a missing header
+decodes to ``None`` and garbage decodes to ``INVALID``, so callers decide deliberately what a
+malformed record means. See docs/headers.md.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-# Header lists as confluent-kafka and Quix Streams hand them over: ordered (name, value) pairs.
-HeaderList = list[tuple[str, bytes]]
+# Header lists as confluent-kafka hands them over: ordered (name, value) pairs, where a name may
+# repeat and a value may be null. Kept exactly like that (see processors/core/envelope.py).
+HeaderList = list[tuple[str, bytes | None]]
+RawHeaders = Sequence[tuple[str, bytes | None]]
 
 # --- retry state (replaced on each hop) ---------------------------------------------------------
 ATTEMPTS: Final = "x-attempts"
@@ -124,11 +128,6 @@ def encode_text_tail(value: str, limit: int) -> bytes:
     return marker + tail.encode("utf-8")
 
 
-def encode_processor(name: str, version: str, instance: str) -> bytes:
-    """``x-processor``: ``name/version/instance``, e.g. ``orderflow-retry/0.1.0/host-4711``."""
-    return encode_text(f"{name}/{version}/{instance}", ERROR_MESSAGE_LIMIT)
-
-
 def decode_int(raw: bytes | None) -> int | _Invalid | None:
     if raw is None:
         return None
@@ -148,50 +147,19 @@ def decode_text(raw: bytes | None) -> str | _Invalid | None:
 
 
 # --- header lists ---------------------------------------------------------------------------------
-def normalize(headers: Iterable[tuple[str, bytes | str | None]] | None) -> HeaderList:
-    """Headers as a list of ``(str, bytes)``; ``None`` values become empty bytes."""
-    result: HeaderList = []
-    for name, value in headers or ():
-        if value is None:
-            value = b""
-        elif isinstance(value, str):
-            value = value.encode("utf-8")
-        result.append((name, value))
-    return result
-
-
-def last_values(headers: Iterable[tuple[str, bytes]] | None) -> dict[str, bytes]:
+def last_values(headers: RawHeaders | None) -> dict[str, bytes | None]:
     """Name → value, the last occurrence winning (Kafka allows repeated names)."""
-    return {name: value for name, value in normalize(headers)}
+    return {name: value for name, value in headers or ()}
 
 
-def replace(
-    headers: Sequence[tuple[str, bytes]] | None, updates: Mapping[str, bytes | None]
-) -> HeaderList:
-    """Drop every occurrence of each updated name, then append the new values in order.
-
-    A ``None`` value removes the header. Other headers keep their order and bytes, so a hop
-    never grows the header list: each contract header appears at most once.
-    """
-    kept = [(name, value) for name, value in normalize(headers) if name not in updates]
-    return kept + [(name, value) for name, value in updates.items() if value is not None]
+def display_text(raw: bytes | None) -> str | None:
+    """A header value as text for people: invalid UTF-8 shown as ``\\x..`` escapes."""
+    return None if raw is None else raw.decode("utf-8", errors="backslashreplace")
 
 
-def set_once(
-    headers: Sequence[tuple[str, bytes]] | None, values: Mapping[str, bytes]
-) -> HeaderList:
-    """Add each header only where it is absent: ``x-original-*`` keeps the first value forever."""
-    current = normalize(headers)
-    present = {name for name, _ in current}
-    return current + [(name, value) for name, value in values.items() if name not in present]
-
-
-def decoded_text(headers: Iterable[tuple[str, bytes]] | None) -> dict[str, str]:
-    """Every header as readable text, for people: invalid UTF-8 is shown with escapes."""
-    return {
-        name: value.decode("utf-8", errors="backslashreplace")
-        for name, value in last_values(headers).items()
-    }
+def decoded_text(headers: RawHeaders | None) -> dict[str, str | None]:
+    """Every header as readable text (last occurrence wins; a null value stays ``None``)."""
+    return {name: display_text(value) for name, value in last_values(headers).items()}
 
 
 # --- trace context and event identity -------------------------------------------------------------
@@ -212,14 +180,72 @@ def is_valid_traceparent(value: str) -> bool:
     return bool(match) and set(match.group(1)) != {"0"} and set(match.group(2)) != {"0"}
 
 
-# --- structured readers and the hop rewrite (processors) ------------------------------------------
-RawHeaders = Sequence[tuple[str, bytes | None]]
+# --- the codec: one kind per contract header ------------------------------------------------------
+INT, TEXT, TAIL = "int", "text", "tail"  # TAIL: text cut from the front (stack traces)
+KINDS: Final[dict[str, str]] = {
+    ATTEMPTS: INT,
+    MAX_ATTEMPTS: INT,
+    RETRY_DUE_AT: INT,
+    FIRST_FAILURE_AT: INT,
+    LAST_FAILURE_AT: INT,
+    ORIGINAL_TOPIC: TEXT,
+    ORIGINAL_PARTITION: INT,
+    ORIGINAL_OFFSET: INT,
+    ORIGINAL_TIMESTAMP: INT,
+    ERROR_CLASS: TEXT,
+    ERROR_MESSAGE: TEXT,
+    ERROR_CATEGORY: TEXT,
+    PROCESSOR: TEXT,
+    CONSUMER_GROUP: TEXT,
+    DLQ_REASON: TEXT,
+    DLQ_AT: INT,
+    ERROR_STACKTRACE: TAIL,
+    REPLAY_COUNT: INT,
+    REPLAYED_AT: INT,
+    REPLAY_OF: TEXT,
+    CE_ID: TEXT,
+    CE_SOURCE: TEXT,
+    CE_TYPE: TEXT,
+    CE_TIME: TEXT,
+    CE_SPECVERSION: TEXT,
+    CONTENT_TYPE: TEXT,
+    TRACEPARENT: TEXT,
+}
+_LIMITS: Final = {ERROR_STACKTRACE: STACKTRACE_LIMIT}
 
 
-@dataclass(frozen=True)
-class RetryState:
-    """The contract headers of an incoming record, decoded. Each field is a value, ``None``
-    (header absent) or ``INVALID`` (present but garbage); nothing here raises."""
+def encode(values: Mapping[str, object]) -> dict[str, bytes | None]:
+    """Contract header values as bytes, the one place any writer encodes them: numbers as ASCII
+    decimal, text as UTF-8 cut to ``ERROR_MESSAGE_LIMIT`` bytes (stack traces keep their end,
+    within ``STACKTRACE_LIMIT``). ``None`` stays ``None`` (for ``rewrite``: remove the header)."""
+    encoded: dict[str, bytes | None] = {}
+    for name, value in values.items():
+        kind = KINDS[name]
+        if value is None:
+            encoded[name] = None
+        elif kind == INT:
+            encoded[name] = encode_int(int(value))  # type: ignore[call-overload]
+        elif kind == TAIL:
+            encoded[name] = encode_text_tail(str(value), _LIMITS[name])
+        else:
+            encoded[name] = encode_text(str(value), ERROR_MESSAGE_LIMIT)
+    return encoded
+
+
+Decoded = int | str | _Invalid | None
+
+
+def decode_value(name: str, raw: bytes | None) -> Decoded:
+    """One present contract header's value, decoded by its kind; a null value is garbage."""
+    if raw is None:
+        return INVALID
+    return decode_int(raw) if KINDS[name] == INT else decode_text(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Contract:
+    """The contract headers of a record, decoded. Each field is a value, ``None`` (header
+    absent) or ``INVALID`` (present but garbage); nothing here raises. Last occurrence wins."""
 
     attempts: int | _Invalid | None = None
     max_attempts: int | _Invalid | None = None
@@ -230,38 +256,70 @@ class RetryState:
     original_partition: int | _Invalid | None = None
     original_offset: int | _Invalid | None = None
     original_timestamp: int | _Invalid | None = None
+    error_class: str | _Invalid | None = None
+    error_message: str | _Invalid | None = None
+    error_category: str | _Invalid | None = None
+    processor: str | _Invalid | None = None
+    consumer_group: str | _Invalid | None = None
+    dlq_reason: str | _Invalid | None = None
+    dlq_at: int | _Invalid | None = None
+    stacktrace: str | _Invalid | None = None
+    replay_count: int | _Invalid | None = None
+    replayed_at: int | _Invalid | None = None
+    replay_of: str | _Invalid | None = None
     event_id: str | _Invalid | None = None
+    traceparent: str | _Invalid | None = None
 
 
-def read_retry_state(headers: RawHeaders | None) -> RetryState:
-    """Decode the retry-state, original-location and ``ce_id`` headers (last occurrence wins)."""
-    values: dict[str, bytes | None] = {name: value for name, value in headers or ()}
+_CONTRACT_FIELDS: Final = {
+    "attempts": ATTEMPTS,
+    "max_attempts": MAX_ATTEMPTS,
+    "due_at": RETRY_DUE_AT,
+    "first_failure_at": FIRST_FAILURE_AT,
+    "last_failure_at": LAST_FAILURE_AT,
+    "original_topic": ORIGINAL_TOPIC,
+    "original_partition": ORIGINAL_PARTITION,
+    "original_offset": ORIGINAL_OFFSET,
+    "original_timestamp": ORIGINAL_TIMESTAMP,
+    "error_class": ERROR_CLASS,
+    "error_message": ERROR_MESSAGE,
+    "error_category": ERROR_CATEGORY,
+    "processor": PROCESSOR,
+    "consumer_group": CONSUMER_GROUP,
+    "dlq_reason": DLQ_REASON,
+    "dlq_at": DLQ_AT,
+    "stacktrace": ERROR_STACKTRACE,
+    "replay_count": REPLAY_COUNT,
+    "replayed_at": REPLAYED_AT,
+    "replay_of": REPLAY_OF,
+    "event_id": CE_ID,
+    "traceparent": TRACEPARENT,
+}
 
-    def integer(name: str) -> int | _Invalid | None:
-        return decode_int(values[name] or b"") if name in values else None
 
-    def text(name: str) -> str | _Invalid | None:
-        return decode_text(values[name] or b"") if name in values else None
-
-    return RetryState(
-        attempts=integer(ATTEMPTS),
-        max_attempts=integer(MAX_ATTEMPTS),
-        due_at=integer(RETRY_DUE_AT),
-        first_failure_at=integer(FIRST_FAILURE_AT),
-        last_failure_at=integer(LAST_FAILURE_AT),
-        original_topic=text(ORIGINAL_TOPIC),
-        original_partition=integer(ORIGINAL_PARTITION),
-        original_offset=integer(ORIGINAL_OFFSET),
-        original_timestamp=integer(ORIGINAL_TIMESTAMP),
-        event_id=text(CE_ID),
+def decode(headers: RawHeaders | None) -> Contract:
+    """Decode every contract header of a header list: the one reader of the contract."""
+    values = last_values(headers)
+    return Contract(
+        **{
+            field: decode_value(name, values[name])
+            for field, name in _CONTRACT_FIELDS.items()
+            if name in values
+        }
     )
 
 
+def known(value: Decoded) -> Any:
+    """The decoded value, or ``None`` where the header is absent or garbage (for display)."""
+    return None if value is INVALID else value
+
+
+# --- the hop rewrite (processors and replay) ------------------------------------------------------
 def rewrite(
     headers: RawHeaders | None,
     updates: Mapping[str, bytes | None],
-    once: Mapping[str, bytes] | None = None,
-) -> list[tuple[str, bytes | None]]:
+    once: Mapping[str, bytes | None] | None = None,
+) -> HeaderList:
     """The headers of a forwarded record: every header not named in ``updates`` keeps its
     position and exact value (a null value stays null); each updated name appears once, at the
     end, or not at all when its value is ``None``; each ``once`` header is added only if absent.
@@ -269,4 +327,4 @@ def rewrite(
     kept = [(name, value) for name, value in headers or () if name not in updates]
     result = kept + [(name, value) for name, value in updates.items() if value is not None]
     present = {name for name, _ in result}
-    return result + [(n, v) for n, v in (once or {}).items() if n not in present]
+    return result + [(n, v) for n, v in (once or {}).items() if n not in present and v is not None]

@@ -81,7 +81,7 @@ class Decision:
     due_at_ms: int | None = None
     reason: DlqReason | None = None
     updates: Mapping[str, bytes | None] = field(default_factory=dict)
-    originals: Mapping[str, bytes] = field(default_factory=dict)
+    originals: Mapping[str, bytes | None] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
 
@@ -93,7 +93,7 @@ _CATEGORY_TO_DLQ: dict[ErrorCategory, DlqReason] = {
 
 
 def attempt_number(
-    state: h.RetryState, policy: RetryPolicy, first_hop: bool
+    state: h.Contract, policy: RetryPolicy, first_hop: bool
 ) -> tuple[int, tuple[str, ...]]:
     """The number of the attempt about to be made, and notes on any garbage met.
 
@@ -112,7 +112,7 @@ def attempt_number(
     return attempts + 1, notes
 
 
-def effective_due(state: h.RetryState, policy: RetryPolicy, now_ms: int) -> tuple[int, str | None]:
+def effective_due(state: h.Contract, policy: RetryPolicy, now_ms: int) -> tuple[int, str | None]:
     """When a record read from the retry topic at ``now_ms`` may be processed, and a note when
     the header was garbage: missing or unreadable → due now; further ahead than
     ``backoff_max_ms`` (the longest delay the policy can produce) → clamped to that."""
@@ -127,7 +127,7 @@ def effective_due(state: h.RetryState, policy: RetryPolicy, now_ms: int) -> tupl
     return due, None
 
 
-def idempotency_key(state: h.RetryState, meta: RecordMeta) -> str:
+def idempotency_key(state: h.Contract, meta: RecordMeta) -> str:
     """Stable across hops: the ``ce_id`` header, else the record's first location
     (``x-original-*``), else its current ``topic:partition:offset``."""
     if isinstance(state.event_id, str) and state.event_id.strip():
@@ -139,7 +139,7 @@ def idempotency_key(state: h.RetryState, meta: RecordMeta) -> str:
 
 
 def _first_failure(
-    state: h.RetryState, meta: RecordMeta, now_ms: int, first_hop: bool
+    state: h.Contract, meta: RecordMeta, now_ms: int, first_hop: bool
 ) -> tuple[int, tuple[str, ...]]:
     if first_hop:
         return now_ms, ()
@@ -152,7 +152,7 @@ def _first_failure(
 
 def route(
     meta: RecordMeta,
-    state: h.RetryState,
+    state: h.Contract,
     failure: Failure | None,
     policy: RetryPolicy,
     identity: Identity,
@@ -182,31 +182,31 @@ def route(
                 reason, due_at = DlqReason.RETRY_DEADLINE_EXCEEDED, None
 
     to_dlq = reason is not None
-    updates: dict[str, bytes | None] = {
-        h.ATTEMPTS: h.encode_int(attempt),
-        h.MAX_ATTEMPTS: h.encode_int(policy.max_attempts),
-        h.RETRY_DUE_AT: None if due_at is None else h.encode_int(due_at),
-        h.FIRST_FAILURE_AT: h.encode_int(first_failure),
-        h.LAST_FAILURE_AT: h.encode_int(now_ms),
-        h.ERROR_CLASS: h.encode_text(failure.error_class, h.ERROR_MESSAGE_LIMIT),
-        h.ERROR_MESSAGE: h.encode_text(failure.message, h.ERROR_MESSAGE_LIMIT),
-        h.ERROR_CATEGORY: h.encode_text(failure.category.value),
-        h.PROCESSOR: h.encode_processor(identity.name, identity.version, identity.instance),
-        h.CONSUMER_GROUP: h.encode_text(identity.consumer_group, h.ERROR_MESSAGE_LIMIT),
-        h.DLQ_REASON: h.encode_text(reason.value) if reason is not None else None,
-        h.DLQ_AT: h.encode_int(now_ms) if to_dlq else None,
-        h.ERROR_STACKTRACE: (
-            h.encode_text_tail(failure.stacktrace or failure.message, h.STACKTRACE_LIMIT)
-            if to_dlq
-            else None
-        ),
-    }
-    originals = {
-        h.ORIGINAL_TOPIC: h.encode_text(meta.topic),
-        h.ORIGINAL_PARTITION: h.encode_int(meta.partition),
-        h.ORIGINAL_OFFSET: h.encode_int(meta.offset),
-        h.ORIGINAL_TIMESTAMP: h.encode_int(meta.timestamp_ms),
-    }
+    updates = h.encode(
+        {
+            h.ATTEMPTS: attempt,
+            h.MAX_ATTEMPTS: policy.max_attempts,
+            h.RETRY_DUE_AT: due_at,
+            h.FIRST_FAILURE_AT: first_failure,
+            h.LAST_FAILURE_AT: now_ms,
+            h.ERROR_CLASS: failure.error_class,
+            h.ERROR_MESSAGE: failure.message,
+            h.ERROR_CATEGORY: failure.category.value,
+            h.PROCESSOR: identity.processor,
+            h.CONSUMER_GROUP: identity.consumer_group,
+            h.DLQ_REASON: reason.value if reason is not None else None,
+            h.DLQ_AT: now_ms if to_dlq else None,
+            h.ERROR_STACKTRACE: (failure.stacktrace or failure.message) if to_dlq else None,
+        }
+    )
+    originals = h.encode(
+        {
+            h.ORIGINAL_TOPIC: meta.topic,
+            h.ORIGINAL_PARTITION: meta.partition,
+            h.ORIGINAL_OFFSET: meta.offset,
+            h.ORIGINAL_TIMESTAMP: meta.timestamp_ms,
+        }
+    )
     return Decision(
         route=Route.DLQ if to_dlq else Route.RETRY,
         attempt=attempt,

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from processors.core.envelope import Record
 from processors.kafka import tail
-from processors.kafka.tail import TopicRecord
 from processors.settings import Settings
 
 LEDGER_VERSION = 1
@@ -191,7 +191,7 @@ class Ledger:
 
 
 def build(
-    records: Iterable[TopicRecord], dlq_topic: str, dlq_marks: Mapping[int, tuple[int, int]]
+    records: Iterable[Record], dlq_topic: str, dlq_marks: Mapping[int, tuple[int, int]]
 ) -> Ledger:
     """Pure: the ledger of ``records`` (in log order per partition), checked against the DLQ's
     watermarks ``{partition: (low, high)}``."""

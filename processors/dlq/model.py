@@ -1,19 +1,21 @@
 """A dead letter, decoded from a DLQ record's headers into what an operator needs to know.
 
-Decoding never raises: a missing header is ``None``, a malformed one is ``None`` as well and
-its raw text stays visible in ``headers``. The payload is kept as bytes and, where it is JSON,
-also decoded (``payload_json``); a poison record's original bytes are never altered.
+Built on the header codec (``core.headers.decode``) and the bounded display decoding
+(``core.display``), so it never raises: a missing header is ``None``, a malformed one is
+``None`` as well and its raw text stays visible in ``headers``. The payload is kept as bytes
+and, where it is JSON that is safe to show, also decoded (``payload_json``); a poison
+record's original bytes are never altered.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
+from processors.core import display
 from processors.core import headers as h
-from processors.kafka.tail import TopicRecord
+from processors.core.envelope import Record
 
 # A record already replayed this many times is refused unless forced: it keeps coming back.
 REPLAY_LIMIT = 3
@@ -21,41 +23,16 @@ REPLAY_LIMIT = 3
 _MISSING: Any = object()
 
 
-def _int(values: dict[str, bytes], name: str) -> int | None:
-    value = h.decode_int(values.get(name))
-    return value if isinstance(value, int) and value is not h.INVALID else None
-
-
-def _text(values: dict[str, bytes], name: str) -> str | None:
-    value = h.decode_text(values.get(name))
-    return value if isinstance(value, str) else None
-
-
-def _json(value: bytes | None) -> Any:
-    if not value:
-        return None
-    try:
-        return json.loads(value)
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """One record of the DLQ topic, decoded. Times are epoch milliseconds.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadLetter(Record):
+    """One record of the DLQ topic (the envelope, bytes untouched) with its context decoded.
+    Times are epoch milliseconds; ``header_text`` is every header as text, for people.
 
     ``replay_count`` is 0 for a record never replayed and ``None`` when its ``x-replay-count``
     header is garbage (the loop guard then refuses it unless forced).
     """
 
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-    raw_headers: tuple[tuple[str, bytes], ...]
-    headers: dict[str, str]
+    header_text: dict[str, str | None]
     order_id: str | None
     event_id: str | None
     traceparent: str | None
@@ -81,9 +58,10 @@ class DeadLetter:
     payload_json: Any
 
     @classmethod
-    def from_record(cls, record: TopicRecord) -> DeadLetter:
-        values = h.last_values(record.headers)
-        payload = _json(record.value)
+    def from_record(cls, record: Record) -> DeadLetter:
+        """Decode a DLQ record. Never raises, whatever its bytes (see ``core.display``)."""
+        c = h.decode(record.headers)
+        payload, _ = display.parse_json(record.value)
         key_text = h.decode_text(record.key)
         order_id = key_text if isinstance(key_text, str) and key_text else None
         if (
@@ -92,48 +70,36 @@ class DeadLetter:
             and isinstance(payload.get("order_id"), str)
         ):
             order_id = payload["order_id"]
-        replay_raw = values.get(h.REPLAY_COUNT)
-        replay_count = 0 if replay_raw is None else _int(values, h.REPLAY_COUNT)
+        replay_count = 0 if c.replay_count is None else h.known(c.replay_count)
         if replay_count is not None and replay_count < 0:
             replay_count = None
         return cls(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            timestamp_ms=record.timestamp_ms,
-            key=record.key,
-            value=record.value,
-            raw_headers=tuple(record.headers),
-            headers=h.decoded_text(record.headers),
+            **{field.name: getattr(record, field.name) for field in fields(Record)},
+            header_text=h.decoded_text(record.headers),
             order_id=order_id,
-            event_id=_text(values, h.CE_ID),
-            traceparent=_text(values, h.TRACEPARENT),
-            reason=_text(values, h.DLQ_REASON),
-            error_class=_text(values, h.ERROR_CLASS),
-            error_message=_text(values, h.ERROR_MESSAGE),
-            error_category=_text(values, h.ERROR_CATEGORY),
-            stacktrace=_text(values, h.ERROR_STACKTRACE),
-            attempts=_int(values, h.ATTEMPTS),
-            max_attempts=_int(values, h.MAX_ATTEMPTS),
-            first_failure_at=_int(values, h.FIRST_FAILURE_AT),
-            last_failure_at=_int(values, h.LAST_FAILURE_AT),
-            dlq_at=_int(values, h.DLQ_AT),
-            original_topic=_text(values, h.ORIGINAL_TOPIC),
-            original_partition=_int(values, h.ORIGINAL_PARTITION),
-            original_offset=_int(values, h.ORIGINAL_OFFSET),
-            original_timestamp=_int(values, h.ORIGINAL_TIMESTAMP),
-            processor=_text(values, h.PROCESSOR),
-            consumer_group=_text(values, h.CONSUMER_GROUP),
+            event_id=h.known(c.event_id),
+            traceparent=h.known(c.traceparent),
+            reason=h.known(c.dlq_reason),
+            error_class=h.known(c.error_class),
+            error_message=h.known(c.error_message),
+            error_category=h.known(c.error_category),
+            stacktrace=h.known(c.stacktrace),
+            attempts=h.known(c.attempts),
+            max_attempts=h.known(c.max_attempts),
+            first_failure_at=h.known(c.first_failure_at),
+            last_failure_at=h.known(c.last_failure_at),
+            dlq_at=h.known(c.dlq_at),
+            original_topic=h.known(c.original_topic),
+            original_partition=h.known(c.original_partition),
+            original_offset=h.known(c.original_offset),
+            original_timestamp=h.known(c.original_timestamp),
+            processor=h.known(c.processor),
+            consumer_group=h.known(c.consumer_group),
             replay_count=replay_count,
-            replayed_at=_int(values, h.REPLAYED_AT),
-            replay_of=_text(values, h.REPLAY_OF),
+            replayed_at=h.known(c.replayed_at),
+            replay_of=h.known(c.replay_of),
             payload_json=payload,
         )
-
-    @property
-    def ref(self) -> str:
-        """``topic:partition:offset`` of this dead letter (the value of ``x-replay-of``)."""
-        return f"{self.topic}:{self.partition}:{self.offset}"
 
     @property
     def failed_at(self) -> int:
@@ -145,19 +111,24 @@ class DeadLetter:
 
     @property
     def key_text(self) -> str | None:
-        return None if self.key is None else self.key.decode("utf-8", errors="backslashreplace")
+        return h.display_text(self.key)
 
     @property
     def value_text(self) -> str | None:
-        """The payload as text for people (invalid UTF-8 shown as escapes)."""
-        return None if self.value is None else self.value.decode("utf-8", errors="backslashreplace")
+        """The payload as plain text (invalid UTF-8 shown as escapes); see ``payload``."""
+        return h.display_text(self.value)
+
+    @property
+    def payload(self) -> display.Shown:
+        """The payload for people: JSON, text, hex or base64, with a note why (bounded)."""
+        return display.show(self.value)
 
     def replay_refusal(self, force: bool = False) -> str | None:
         """Why the loop guard refuses to replay this record, or ``None`` if it may go."""
         if force:
             return None
         if self.replay_count is None:
-            return f"unreadable {h.REPLAY_COUNT} header {self.headers.get(h.REPLAY_COUNT)!r}"
+            return f"unreadable {h.REPLAY_COUNT} header {self.header_text.get(h.REPLAY_COUNT)!r}"
         if self.replay_count >= REPLAY_LIMIT:
             return f"already replayed {self.replay_count} times (limit {REPLAY_LIMIT}; --force)"
         return None
@@ -173,7 +144,7 @@ class DeadLetter:
             **_bytes_field("value", self.value),
             "payload_json": self.payload_json,
             "headers": [
-                {"name": name, **_bytes_field("value", value)} for name, value in self.raw_headers
+                {"name": name, **_bytes_field("value", value)} for name, value in self.headers
             ],
             "dead_letter": {
                 "order_id": self.order_id,

@@ -38,6 +38,7 @@ import time
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
+from processors.core.envelope import from_message
 from processors.core.order import parse_order
 from processors.dlq.filters import DlqFilter
 from processors.dlq.model import DeadLetter
@@ -48,6 +49,7 @@ from processors.dlq.sender import (
     ReplayStalledError,
     Sender,
     TransactionAbortedError,
+    UnpublishableError,
     bounded,
 )
 from processors.errors import KafkaUnavailableError
@@ -293,7 +295,7 @@ def _handle(
     run: Run, message: Message, consumer: Consumer, sender: Sender | None, pacer: Pacer
 ) -> bool:
     """Decide and send one record. ``False`` when the run's limit stops it before this one."""
-    letter = DeadLetter.from_record(tail.to_record(message))
+    letter = DeadLetter.from_record(from_message(message))
     if not run.flt.matches(letter, run.ledger):
         return True
     batch = run.batch
@@ -308,7 +310,7 @@ def _handle(
     if count and letter.replay_count is not None:
         # Redriven before: those sends count for the loop guard and the new x-replay-count.
         letter = dataclasses.replace(letter, replay_count=letter.replay_count + count)
-    refusal = letter.replay_refusal(run.force)
+    refusal = letter.replay_refusal(run.force) or run.unpublishable.get(letter.ref)
     target, why = run.target_of(letter, sender.producer if sender is not None else consumer)
     if refusal or target is None:
         run.refuse(letter.ref, refusal or why)
@@ -322,15 +324,24 @@ def _handle(
         return True
     pacer.wait()
     headers = replay_headers(
-        letter.raw_headers,
+        letter.headers,
         replay_of=letter.ref,
         replay_count=letter.replay_count,
         now_ms=int(time.time() * 1000),
         target=run.to,
     )
-    sender.produce(
-        target, letter.key, letter.value, headers, run.on_delivery(sender, letter, target, count)
-    )
+    try:
+        sender.produce(
+            target,
+            letter.key,
+            letter.value,
+            headers,
+            run.on_delivery(sender, letter, target, count),
+        )
+    except UnpublishableError as exc:  # refused by the client itself, e.g. too large
+        batch.sent -= 1
+        batch.again -= count > 0
+        run.refuse(letter.ref, f"cannot be republished to {target}: {exc}")
     return True
 
 
@@ -385,7 +396,7 @@ def replay_edited(
             run.refuse(dead_letter.ref, refusal or why)
         else:
             headers = replay_headers(
-                dead_letter.raw_headers,
+                dead_letter.headers,
                 replay_of=dead_letter.ref,
                 replay_count=dead_letter.replay_count,
                 now_ms=int(time.time() * 1000),

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,7 +17,7 @@ ReplayTarget = Literal["original", "retry"]
 
 
 def replay_headers(
-    headers: Sequence[tuple[str, bytes]],
+    headers: h.RawHeaders,
     *,
     replay_of: str,
     replay_count: int | None,
@@ -27,21 +26,22 @@ def replay_headers(
 ) -> h.HeaderList:
     """The headers of a replayed record.
 
-    Kept byte for byte: ``ce_*``, ``content-type``, ``traceparent``, ``x-original-*`` and any
-    foreign header. Removed: the retry state and the last error (every hop header, including
-    ``x-dlq-*`` and the stack trace), so the record starts over. Set: ``x-replay-count`` (+1; an
-    unreadable count is taken as the limit), ``x-replayed-at`` and ``x-replay-of``. Replayed to
-    the retry topic, ``x-attempts`` is set to ``0`` — the retry processor reads a missing
-    counter as "one attempt left", ``0`` as a full new budget — and no due time, so it is due now.
+    Kept byte for byte, in order, null values and repeated names included: ``ce_*``,
+    ``content-type``, ``traceparent``, ``x-original-*`` and any foreign header. Removed: the
+    retry state and the last error (every hop header, including ``x-dlq-*`` and the stack
+    trace), so the record starts over. Set: ``x-replay-count`` (+1; an unreadable count is
+    taken as the limit), ``x-replayed-at`` and ``x-replay-of``. Replayed to the retry topic,
+    ``x-attempts`` is set to ``0`` — the retry processor reads a missing counter as "one attempt
+    left", ``0`` as a full new budget — and no due time, so it is due now.
     """
     previous = REPLAY_LIMIT if replay_count is None else replay_count
-    updates: dict[str, bytes | None] = dict.fromkeys(h.HOP_HEADERS)
+    updates: dict[str, int | str | None] = dict.fromkeys(h.HOP_HEADERS)
     if target == "retry":
-        updates[h.ATTEMPTS] = h.encode_int(0)
-    updates[h.REPLAY_COUNT] = h.encode_int(previous + 1)
-    updates[h.REPLAYED_AT] = h.encode_int(now_ms)
-    updates[h.REPLAY_OF] = h.encode_text(replay_of)
-    return h.replace(headers, updates)
+        updates[h.ATTEMPTS] = 0
+    updates[h.REPLAY_COUNT] = previous + 1
+    updates[h.REPLAYED_AT] = now_ms
+    updates[h.REPLAY_OF] = replay_of
+    return h.rewrite(headers, h.encode(updates))
 
 
 # --- the progress of a replay run, stored in its consumer group's commit metadata -----------------

@@ -7,6 +7,7 @@ Used by ``processors.dlq.replay``; see there for how a run works.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections import Counter
@@ -21,6 +22,7 @@ from processors.dlq.model import DeadLetter
 from processors.dlq.rewrite import ReplayTarget, RunMark, fingerprint
 from processors.dlq.sender import (
     COORDINATOR_SETTLING,
+    UNPUBLISHABLE,
     ProducerFencedError,
     Sender,
     TransactionAbortedError,
@@ -36,6 +38,7 @@ MAX_LISTED = 100
 # Recoveries (abort + rewind, or a new producer) in a row without a commit in between: more
 # means something other than a coordinator failover fences the run (a twin with the same group).
 MAX_RECOVERIES = 5
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")  # Kafka's rule for topic names
 
 Progress = Callable[[int, int], None]
 
@@ -174,6 +177,9 @@ class Run:
         self.failures: dict[int, int] = {}  # partition -> lowest DLQ offset whose send failed
         self.errors: Counter[str] = Counter()
         self.recoveries_in_a_row = 0
+        # ref -> why: records the broker refused for good. In exactly-once mode such a refusal
+        # aborts the transaction; the redo then skips the record with this reason.
+        self.unpublishable: dict[str, str] = {}
 
     # --- planning ------------------------------------------------------------------------------
     def make_plan(self, consumer: Consumer) -> None:
@@ -270,6 +276,8 @@ class Run:
             target = letter.original_topic
         else:
             return None, "no x-original-topic header (use --to retry)"
+        if not _TOPIC_NAME.fullmatch(target):
+            return None, f"x-original-topic {target[:100]!r} is not a legal topic name"
         if target == self.topic:
             return None, f"target {target} is the DLQ itself"
         if target not in self.known_topics:
@@ -299,6 +307,13 @@ class Run:
             if generation != self.generation:
                 return  # a report of aborted work
             if err is not None:
+                if err.code() in UNPUBLISHABLE:  # this record can never go there: say why
+                    why = f"cannot be republished to {target}: {err.str()}"
+                    self.unpublishable[ref] = why
+                    if not sender.exactly_once:  # nothing to abort: skip it now
+                        self.batch.sent -= 1
+                        self.refuse(ref, why)
+                        return
                 self.fail(partition, offset, f"{ref} → {target}: {err.str()}")
                 return
             entry = Redrive(

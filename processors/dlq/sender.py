@@ -42,6 +42,23 @@ COORDINATOR_SETTLING = frozenset(
 )
 
 
+# Delivery errors that no retry of the same record can fix (it is too large for the target, or
+# the broker refuses its contents): the record is skipped and listed as refused, with the error.
+UNPUBLISHABLE = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.INVALID_MSG,
+        KafkaError.INVALID_MSG_SIZE,
+    }
+)
+
+
+class UnpublishableError(KafkaUnavailableError):
+    """The client refused this one record for good (e.g. too large): skip it, say why."""
+
+
 class ReplayStalledError(KafkaUnavailableError):
     """A Kafka call of a replay did not finish within its budget; progress up to the last
     commit is kept."""
@@ -107,7 +124,11 @@ class Sender:
 
     def _new_producer(self) -> Producer:
         delivery_ms = int(self.delivery_timeout_s * 1000)
-        overrides: dict[str, Any] = {"message.timeout.ms": delivery_ms}
+        overrides: dict[str, Any] = {
+            "message.timeout.ms": delivery_ms,
+            # Any dead letter the DLQ holds may go back; the target topic's limit decides.
+            "message.max.bytes": clients.FAILURE_RECORD_LIMIT,
+        }
         if self.transactional_id is not None:
             # librdkafka: a delivery may not outlive the transaction it belongs to.
             overrides["message.timeout.ms"] = min(delivery_ms, self.settings.transaction_timeout_ms)
@@ -168,6 +189,9 @@ class Sender:
             except BufferError:
                 self.producer.poll(0.1)
             except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if isinstance(error, KafkaError) and error.code() in UNPUBLISHABLE:
+                    raise UnpublishableError(error.str()) from exc  # this record only
                 self._raise(exc, "produce")
 
     def _begin(self) -> None:

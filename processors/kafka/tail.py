@@ -20,10 +20,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from processors.core.envelope import Record, from_message
 from processors.errors import KafkaUnavailableError
 from processors.kafka import cached
 from processors.kafka.cached import RDKAFKA_LOGGER as RDKAFKA_LOGGER  # short-lived clients use it
@@ -48,24 +48,6 @@ _SETTLING = frozenset(
         KafkaError._WAIT_COORD,
     }
 )
-
-
-@dataclass(frozen=True)
-class TopicRecord:
-    """One record as read from Kafka: position, time (epoch ms), raw key, value and headers."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-
-    @property
-    def ref(self) -> str:
-        """``topic:partition:offset``, the record's address (used by ``x-replay-of``)."""
-        return f"{self.topic}:{self.partition}:{self.offset}"
 
 
 # --- client pool ----------------------------------------------------------------------------------
@@ -172,19 +154,6 @@ def _watermarks(
     return result
 
 
-def to_record(message: Message) -> TopicRecord:
-    """A consumed ``Message`` as a ``TopicRecord`` (null header values become ``b""``)."""
-    return TopicRecord(
-        topic=message.topic(),
-        partition=message.partition(),
-        offset=message.offset(),
-        timestamp_ms=message.timestamp()[1],
-        key=message.key(),
-        value=message.value(),
-        headers=[(name, value or b"") for name, value in message.headers() or ()],
-    )
-
-
 def next_batch(consumer: Consumer, timeout_s: float) -> list[Message]:
     """Up to ``_BATCH`` messages: waits at most ``timeout_s`` for the first one, then takes only
     what is already fetched. (``consume(n, timeout)`` alone waits the full timeout unless n
@@ -202,7 +171,7 @@ def _consume_ranges(
     timeout_s: float,
     *,
     idle: bool = False,
-) -> Iterator[TopicRecord]:
+) -> Iterator[Record]:
     """Yield records with ``start <= offset < end`` per partition, until each range is done.
 
     A partition is done when a record at or past ``end - 1`` arrives or its end of log is
@@ -248,7 +217,7 @@ def _consume_ranges(
                 pending.pop(partition)
                 continue
             if offset >= start:
-                yield to_record(message)
+                yield from_message(message)
             if offset >= end - 1:
                 pending.pop(partition)
 
@@ -289,7 +258,7 @@ def read_tail(
     limit_per_partition: int = 50,
     partitions: Iterable[int] | None = None,
     timeout_s: float = 5.0,
-) -> list[TopicRecord]:
+) -> list[Record]:
     """The newest ``limit_per_partition`` records of each partition, newest first overall.
 
     Seeks to ``high - N`` per partition and reads forward; where transaction markers or aborted
@@ -300,7 +269,7 @@ def read_tail(
     if limit_per_partition <= 0:
         return []
     deadline = time.monotonic() + timeout_s
-    found: dict[int, list[TopicRecord]] = {}
+    found: dict[int, list[Record]] = {}
     with _POOL.borrow(settings) as consumer:
         wanted = _partitions(consumer, topic, timeout_s)
         if partitions is not None:
@@ -340,7 +309,7 @@ def read_range(
     start_offset: int,
     end_offset: int,
     timeout_s: float = 10.0,
-) -> list[TopicRecord]:
+) -> list[Record]:
     """Records of one partition with ``start_offset <= offset < end_offset``, oldest first.
 
     ``end_offset`` is clamped to the partition's high watermark, so asking past the end returns
@@ -355,7 +324,7 @@ def read_range(
 
 def read_ranges(
     settings: Settings, topic: str, ranges: dict[int, tuple[int, int]], timeout_s: float = 10.0
-) -> list[TopicRecord]:
+) -> list[Record]:
     """Records with ``start <= offset < end`` for each ``{partition: (start, end)}``, read
     together; oldest first within each partition. Bounded by ``timeout_s`` (then partial)."""
     with _POOL.borrow(settings) as consumer:
@@ -368,7 +337,7 @@ def scan(
     ranges: dict[int, tuple[int, int]] | None = None,
     progress: Callable[[int], None] | None = None,
     idle_timeout_s: float = 30.0,
-) -> Iterator[TopicRecord]:
+) -> Iterator[Record]:
     """Every record of ``topic`` (or of ``ranges``: ``{partition: (start, end)}``), in offset
     order within each partition. This reads the whole selection: use it for stats, export and
     replay planning, never for a page refresh.

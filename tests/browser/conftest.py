@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from processors.kafka.topics import provision
 from processors.settings import Settings, load_settings
-from tests.processors.harness import Proc, create_topics, delete_topics, settings_env
+from tests.processors.harness import Proc, delete_topics, settings_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -111,7 +112,7 @@ def stack(kafka_bootstrap: str, unique: str, tmp_path: Path) -> Iterator[Stack]:
         state_dir=tmp_path / "state",
         **FAST_RETRIES,
     )
-    create_topics(settings)
+    provision(settings)  # the real topic specs: the DLQ takes any record main accepted
     env = settings_env(settings, instance_id=f"browser-{unique}")
     processors = [Proc(role, env, tmp_path / f"{role}.log").start() for role in ("main", "retry")]
     try:
@@ -132,9 +133,7 @@ def stack(kafka_bootstrap: str, unique: str, tmp_path: Path) -> Iterator[Stack]:
 def browser_page():
     """A fresh headless Chromium page (1400×1000)."""
     if not CHROMIUM.exists():
-        pytest.skip(
-            "Debian chromium is not installed at /usr/bin/chromium (apt-get install chromium)"
-        )
+        pytest.skip("no /usr/bin/chromium: `sudo apt-get install chromium` enables this test")
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=20_000)  # two shared cores: a page can take seconds to settle

@@ -5,8 +5,8 @@ from __future__ import annotations
 from processors.core import headers as h
 
 
-def test_read_retry_state_values_missing_and_garbage() -> None:
-    state = h.read_retry_state(
+def test_decode_values_missing_and_garbage() -> None:
+    state = h.decode(
         [
             (h.ATTEMPTS, b"2"),
             (h.ATTEMPTS, b"3"),  # last one wins
@@ -27,8 +27,8 @@ def test_read_retry_state_values_missing_and_garbage() -> None:
     assert state.event_id is h.INVALID
 
 
-def test_read_retry_state_of_nothing() -> None:
-    assert h.read_retry_state(None) == h.RetryState()
+def test_decode_of_nothing() -> None:
+    assert h.decode(None) == h.Contract()
 
 
 def test_rewrite_keeps_others_byte_exact_and_in_order() -> None:
@@ -58,4 +58,30 @@ def test_encode_text_tail_keeps_the_end() -> None:
 
 
 def test_encode_processor() -> None:
-    assert h.encode_processor("orderflow-main", "0.1.0", "host-1") == b"orderflow-main/0.1.0/host-1"
+    identity = "orderflow-main/0.1.0/host-1"
+    assert h.encode({h.PROCESSOR: identity}) == {h.PROCESSOR: b"orderflow-main/0.1.0/host-1"}
+
+
+def test_encode_is_the_one_writer_and_decode_reads_it_back() -> None:
+    encoded = h.encode(
+        {
+            h.ATTEMPTS: 3,
+            h.RETRY_DUE_AT: None,
+            h.ERROR_MESSAGE: "é" * 2000,
+            h.ERROR_STACKTRACE: "x" * 20_000 + "END",
+        }
+    )
+    assert encoded[h.ATTEMPTS] == b"3" and encoded[h.RETRY_DUE_AT] is None
+    assert len(encoded[h.ERROR_MESSAGE] or b"") <= h.ERROR_MESSAGE_LIMIT
+    assert (encoded[h.ERROR_STACKTRACE] or b"").endswith(b"END")
+    contract = h.decode([(n, v) for n, v in encoded.items() if v is not None])
+    assert contract.attempts == 3 and contract.due_at is None
+    assert isinstance(contract.error_message, str) and set(contract.error_message) == {"é"}
+
+
+def test_decode_distinguishes_missing_from_garbage() -> None:
+    contract = h.decode([(h.ATTEMPTS, None), (h.DLQ_REASON, b"\xff"), (h.REPLAY_COUNT, b"2")])
+    assert contract.attempts is h.INVALID  # present, null
+    assert contract.dlq_reason is h.INVALID  # present, not UTF-8
+    assert contract.max_attempts is None  # absent
+    assert contract.replay_count == 2

@@ -33,21 +33,21 @@ INVALID = Failure(ErrorCategory.VALIDATION, "processors.errors.InvalidOrderError
 POISON = Failure(ErrorCategory.DESERIALIZATION, "UnicodeDecodeError", "bad byte")
 
 
-def state(**values: bytes) -> h.RetryState:
+def state(**values: bytes) -> h.Contract:
     names = {
         "attempts": h.ATTEMPTS,
         "due": h.RETRY_DUE_AT,
         "first": h.FIRST_FAILURE_AT,
         "ce_id": h.CE_ID,
     }
-    return h.read_retry_state([(names[k], v) for k, v in values.items()])
+    return h.decode([(names[k], v) for k, v in values.items()])
 
 
 @dataclass
 class Case:
     name: str
     meta: RecordMeta
-    state: h.RetryState
+    state: h.Contract
     failure: Failure | None
     route: Route
     attempt: int
@@ -305,7 +305,7 @@ def test_forwarded_headers_replace_and_set_once() -> None:
         (h.RETRY_DUE_AT, b"123"),
     ]
     decision = route(
-        RETRY, h.read_retry_state(incoming), PERMANENT, POLICY, IDENTITY, NOW, 0.5, first_hop=False
+        RETRY, h.decode(incoming), PERMANENT, POLICY, IDENTITY, NOW, 0.5, first_hop=False
     )
     out = forwarded_headers(incoming, decision)
     names = [name for name, _ in out]
@@ -349,7 +349,7 @@ def test_effective_due(due: bytes | None, expected: int, note: str | None) -> No
 
 def test_idempotency_key_is_stable_across_hops() -> None:
     assert idempotency_key(state(ce_id=b"evt-9"), RETRY) == "evt-9"
-    carried = h.read_retry_state(
+    carried = h.decode(
         [(h.ORIGINAL_TOPIC, b"orders.v1"), (h.ORIGINAL_PARTITION, b"2"), (h.ORIGINAL_OFFSET, b"41")]
     )
     assert idempotency_key(carried, RETRY) == "orders.v1:2:41"

@@ -145,8 +145,8 @@ def test_timeline_orders_journey_and_describes_each_hop() -> None:
 
 
 def test_dead_letter_frame_keeps_order_and_shortens_class() -> None:
+    from processors.core.envelope import Record
     from processors.dlq.model import DeadLetter
-    from processors.kafka.tail import TopicRecord
 
     headers = [
         (h.DLQ_REASON, b"non_retryable"),
@@ -158,10 +158,8 @@ def test_dead_letter_frame_keeps_order_and_shortens_class() -> None:
         (h.DLQ_AT, str(T0 + 1_000).encode()),
     ]
     letters = [
-        DeadLetter.from_record(
-            TopicRecord("orders.dlq", 2, 9, T0 + 1_000, b"ord-1", b"{}", headers)
-        ),
-        DeadLetter.from_record(TopicRecord("orders.dlq", 0, 3, T0, b"ord-2", b"\xff", [])),
+        DeadLetter.from_record(Record("orders.dlq", 2, 9, T0 + 1_000, b"ord-1", b"{}", headers)),
+        DeadLetter.from_record(Record("orders.dlq", 0, 3, T0, b"ord-2", b"\xff", [])),
     ]
     frame = shape.dead_letter_frame(letters, now_ms=T0 + 66_000)
     assert list(frame.columns) == shape.DEAD_LETTER_COLUMNS

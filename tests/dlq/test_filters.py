@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from processors.core.envelope import Record
 from processors.dlq.filters import DlqFilter
 from processors.dlq.model import DeadLetter
-from processors.kafka.tail import TopicRecord
 from tests.dlq.conftest import dead_letter
 from tests.dlq.test_model import SETTINGS
 
 
 def letter(order_id: str = "ord-1", partition: int = 0, offset: int = 5, **kw) -> DeadLetter:
     key, value, headers = dead_letter(SETTINGS, order_id=order_id, **kw)
-    return DeadLetter.from_record(TopicRecord("o.dlq", partition, offset, 1, key, value, headers))
+    return DeadLetter.from_record(Record("o.dlq", partition, offset, 1, key, value, headers))
 
 
 @pytest.mark.parametrize(

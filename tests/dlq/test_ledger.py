@@ -9,10 +9,10 @@ from confluent_kafka import TopicPartition
 
 from processors.cli import cli
 from processors.core import headers as h
+from processors.core.envelope import Record
 from processors.dlq import DlqFilter, dlq_stats, read_ledger, replay
 from processors.dlq.ledger import Redrive, build, parse_ref
 from processors.kafka import clients
-from processors.kafka.tail import TopicRecord
 from tests.dlq.conftest import dead_letter
 from tests.dlq.support import read_all, write
 from tests.dlq.test_dlq_cli import env_of
@@ -21,8 +21,8 @@ ENTRY = Redrive("orders.dlq:1:5", "run1", 1_700_000_000_000, "orders.v1", 2, 9, 
 MARKS = {0: (0, 10), 1: (3, 10)}
 
 
-def record(key: bytes | None, value: bytes | None) -> TopicRecord:
-    return TopicRecord("orders.dlq.redriven", 0, 0, 0, key, value, [])
+def record(key: bytes | None, value: bytes | None) -> Record:
+    return Record("orders.dlq.redriven", 0, 0, 0, key, value, [])
 
 
 # --- pure ----------------------------------------------------------------------------------------

@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 
 from processors.core import headers as h
+from processors.core.envelope import Record
 from processors.dlq.model import DeadLetter, bytes_from_json
-from processors.kafka.tail import TopicRecord
 from processors.settings import Settings
 from tests.dlq.conftest import STACK, dead_letter
 
 SETTINGS = Settings(topic_main="o.v1", topic_dlq="o.dlq", topic_retry="o.r", topic_processed="o.p")
 
 
-def record(raw, partition: int = 1, offset: int = 9, ts: int = 5) -> TopicRecord:
+def record(raw, partition: int = 1, offset: int = 9, ts: int = 5) -> Record:
     key, value, headers = raw
-    return TopicRecord("o.dlq", partition, offset, ts, key, value, list(headers))
+    return Record("o.dlq", partition, offset, ts, key, value, list(headers))
 
 
 def test_every_contract_header_is_decoded() -> None:
@@ -64,7 +64,7 @@ def test_garbage_and_missing_headers_never_raise() -> None:
     assert d.replay_count is None
     assert "unreadable x-replay-count" in d.replay_refusal()
     assert d.replay_refusal(force=True) is None
-    assert d.headers[h.ERROR_CLASS] == "\\xc3("
+    assert d.header_text[h.ERROR_CLASS] == "\\xc3("
 
 
 def test_order_id_from_payload_when_key_is_missing() -> None:
@@ -86,7 +86,7 @@ def test_json_export_is_lossless() -> None:
     obj = json.loads(json.dumps(d.to_json()))
     assert bytes_from_json(obj, "key") == key
     assert bytes_from_json(obj, "value") == b"\xff\xfebad" and "value_b64" in obj
-    assert [(x["name"], bytes_from_json(x, "value")) for x in obj["headers"]] == list(d.raw_headers)
+    assert [(x["name"], bytes_from_json(x, "value")) for x in obj["headers"]] == list(d.headers)
     assert obj["dead_letter"]["reason"] == "non_retryable"
     assert obj["dead_letter"]["original"]["offset"] == 7
     empty = DeadLetter.from_record(record((None, None, [])))

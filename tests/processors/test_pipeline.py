@@ -8,12 +8,13 @@ import pytest
 
 from processors import PermanentError, TransientError
 from processors.core import headers as h
+from processors.core.envelope import Record
 from processors.core.order import Simulation
 from processors.core.policy import RetryPolicy
 from processors.core.routing import Identity, Route
 from processors.handler import HandlerContext, handle_order
 from processors.metrics import Metrics
-from processors.pipeline import GuardedStep, InputRecord, Topics
+from processors.pipeline import GuardedStep, Topics
 from tests.processors.harness import order
 
 NOW = 1_800_000_000_000
@@ -34,8 +35,8 @@ def step(handler=handle_order, first_hop: bool = True, **policy: object) -> Guar
     )
 
 
-def record(value: bytes | None, headers=None, key: bytes | None = b"k") -> InputRecord:
-    return InputRecord("orders.v1", 1, 10, NOW - 100, key, value, headers)
+def record(value: bytes | None, headers=None, key: bytes | None = b"k") -> Record:
+    return Record("orders.v1", 1, 10, NOW - 100, key, value, headers)
 
 
 def metric(s: GuardedStep, name: str, **labels: str) -> float:

@@ -1,0 +1,97 @@
+"""The one record envelope: a Kafka record as consumed, position, time, key, value and headers.
+
+Built here and only here (``from_message`` for a confluent-kafka ``Message``, ``from_quix`` for
+what a Quix Streams callback receives) and losslessly: a null header value stays ``None``, a
+repeated header name stays repeated and in order, bytes stay bytes. The processors, the tail
+readers, the DLQ tools (replay too) and the dashboard all hold records in this one type.
+No Kafka import: anything with the ``Message`` accessors will do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Headers = tuple[tuple[str, bytes | None], ...]
+
+
+class MessageLike(Protocol):
+    """The accessors of ``confluent_kafka.Message`` the envelope reads."""
+
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+    def timestamp(self) -> tuple[int, int]: ...
+    def key(self) -> str | bytes | None: ...
+    def value(self) -> str | bytes | None: ...
+    def headers(self) -> list[tuple[str, bytes | None]] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed record. ``timestamp_ms`` is epoch milliseconds (``-1`` when unknown)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = ()
+
+    def __post_init__(self) -> None:
+        # A list given by a caller becomes a tuple: the record stays immutable.
+        object.__setattr__(self, "headers", _headers(self.headers))
+
+    @property
+    def ref(self) -> str:
+        """``topic:partition:offset``, the record's address (used by ``x-replay-of``)."""
+        return f"{self.topic}:{self.partition}:{self.offset}"
+
+
+def _bytes(data: str | bytes | None) -> bytes | None:
+    if data is None or isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    return bytes(data)
+
+
+def _headers(headers: Iterable[tuple[str, Any]] | None) -> Headers:
+    if isinstance(headers, tuple) and all(
+        isinstance(v, bytes | None) for _, v in headers
+    ):  # already lossless: the common case, no copy
+        return headers
+    return tuple((str(name), _bytes(value)) for name, value in headers or ())
+
+
+def from_message(message: MessageLike) -> Record:
+    """The envelope of a consumed confluent-kafka ``Message`` (one without an error)."""
+    return Record(
+        topic=message.topic() or "",
+        partition=_int(message.partition()),
+        offset=_int(message.offset()),
+        timestamp_ms=message.timestamp()[1],
+        key=_bytes(message.key()),
+        value=_bytes(message.value()),
+        headers=_headers(message.headers()),
+    )
+
+
+def from_quix(context: Any, value: Any, key: Any, timestamp_ms: int, headers: Any) -> Record:
+    """The envelope of a record in a Quix Streams callback (``metadata=True``): Quix hands over
+    value, key, timestamp and headers, and ``message_context()`` the position."""
+    return Record(
+        topic=context.topic,
+        partition=context.partition,
+        offset=context.offset,
+        timestamp_ms=timestamp_ms,
+        key=_bytes(key),
+        value=_bytes(value),
+        headers=_headers(headers),
+    )
+
+
+def _int(value: int | None) -> int:
+    return -1 if value is None else value
