@@ -62,6 +62,18 @@ class Metrics:
             labels,
             registry=reg,
         )
+        self._last_progress = Gauge(
+            "orderflow_last_progress_timestamp_seconds",
+            "Unix time the processing loop last processed or committed records (or started)",
+            labels,
+            registry=reg,
+        )
+        self._recoveries = Counter(
+            "orderflow_recoveries",
+            "Kafka clients rebuilt in-process after a fenced or failed transaction, by cause",
+            [*labels, "cause"],
+            registry=reg,
+        )
         self._lateness = Histogram(
             "orderflow_retry_lateness_seconds",
             "How long after its due time a retry record was processed",
@@ -97,6 +109,12 @@ class Metrics:
 
     def waiting(self, count: int) -> None:
         self._waiting.labels(self.processor).set(count)
+
+    def last_progress(self, unix_s: float) -> None:
+        self._last_progress.labels(self.processor).set(unix_s)
+
+    def recovered(self, cause: str) -> None:
+        self._recoveries.labels(self.processor, cause).inc()
 
     def lateness(self, seconds: float) -> None:
         self._lateness.labels(self.processor).observe(max(seconds, 0.0))
