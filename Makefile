@@ -7,7 +7,7 @@ ORDERFLOW := $(BIN)/orderflow
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status test test-fast lint format bench cloud-up cloud-down clean
+.PHONY: help install up down status test test-fast lint format bench chaos cloud-up cloud-down clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -45,6 +45,10 @@ format: install ## Apply ruff's formatting and safe fixes
 
 bench: install ## Throughput, retry lateness and dashboard refresh benchmarks
 	$(BIN)/python -m bench
+
+CHAOS_ARGS ?=
+chaos: install ## Kill processors, kill and pause brokers under load; account for every order
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 cloud-up: install ## pulumi up, save its outputs, then configure the VMs with pyinfra
 	PATH="$(abspath $(BIN)):$$PATH" bash deploy/cloud.sh up

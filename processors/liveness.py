@@ -14,6 +14,8 @@ own thread:
   reads, even while the main thread is blocked. The first asks the loop to stop and ends the
   process with exit code 3 if it is still there after ``shutdown_timeout_s``; the second ends it
   at once (128 + signal number);
+- **the GIL held**: should this thread itself not run for ``BACKSTOP_S``, faulthandler's C
+  thread prints every stack and ends the process (exit 1);
 - **systemd**: ``READY=1`` once running, ``WATCHDOG=1`` every second while the loop is healthy
   (so a hang nobody here can see still gets the unit killed by ``WatchdogSec=``), ``STOPPING=1``.
 """
@@ -21,6 +23,7 @@ own thread:
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
 import os
 import select
@@ -38,6 +41,9 @@ logger = logging.getLogger(__name__)
 EXIT_STALLED = 3
 EXIT_FENCED = 4
 TICK_S = 1.0
+# If this thread itself cannot run for this long (the GIL held by a stuck C call), faulthandler's
+# own C thread dumps every stack and ends the process (exit 1).
+BACKSTOP_S = 30.0
 PROBE_AFTER_S = 5.0  # ask work_waiting() once progress is this old, then every PROBE_AFTER_S
 
 
@@ -106,6 +112,7 @@ class Watchdog:
         """Records were processed or committed."""
         self.last_progress = self.last_beat = self.clock()
         self.waiting_since = None
+        self.timed_out = None
 
     @contextlib.contextmanager
     def call(self, name: str, budget_s: float) -> Iterator[None]:
@@ -181,6 +188,7 @@ class Watchdog:
         self._closed.set()
         if self._thread is not None:
             self._thread.join(timeout=2 * TICK_S)
+        faulthandler.cancel_dump_traceback_later()
         if self._wakeup is not None:
             with contextlib.suppress(ValueError):  # not the main thread (tests)
                 signal.set_wakeup_fd(self._previous_wakeup_fd)
@@ -201,6 +209,7 @@ class Watchdog:
         assert self._wakeup is not None
         reader = self._wakeup[0]
         while not self._closed.is_set():
+            faulthandler.dump_traceback_later(BACKSTOP_S, exit=True)
             ready, _, _ = select.select([reader], [], [], TICK_S)
             if ready:
                 self._signals(reader)

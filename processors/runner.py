@@ -24,7 +24,11 @@ signal N (130 SIGINT, 143 SIGTERM).
 
 from __future__ import annotations
 
+import faulthandler
+import gc
 import logging
+import os
+import signal
 import sys
 import time
 from collections import deque
@@ -34,7 +38,7 @@ from typing import Protocol
 from confluent_kafka import KafkaError, KafkaException
 
 from processors.errors import FencedError, OrderflowError, ProcessorError, StalledError
-from processors.kafka.bounded import TIMEOUT_CODES
+from processors.kafka.bounded import GRACE_S, TIMEOUT_CODES
 from processors.liveness import Watchdog
 from processors.logs import event
 from processors.metrics import Metrics, serve
@@ -43,6 +47,8 @@ from processors.settings import Settings, load_settings
 logger = logging.getLogger(__name__)
 
 RECOVERY_WINDOW_S = 120.0
+# Building a session's clients includes Quix Streams' topic checks (30 s request timeouts).
+CONNECT_S = 60.0
 MAX_RECOVERY_BACKOFF_S = 8.0
 
 _FENCED_CODES = {
@@ -81,8 +87,8 @@ SessionFactory = Callable[[Watchdog], Session]
 
 def failure_cause(exc: BaseException) -> str | None:
     """Why a session failed, looking at the exception and everything it was raised from or
-    during: ``"fenced"`` (new clients fix it), ``"timeout"`` (a Kafka call ran out of time: exit
-    and let the supervisor restart), ``"kafka"`` (another Kafka error: new clients may fix
+    during: ``"timeout"`` (a Kafka call ran out of time: exit and let the supervisor restart),
+    ``"fenced"`` (new clients fix it), ``"kafka"`` (another Kafka error: new clients may fix
     it), or ``None`` (not Kafka: a bug, exit)."""
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -102,7 +108,9 @@ def failure_cause(exc: BaseException) -> str | None:
         current = current.__cause__ or current.__context__
     if not kafka:
         return None
-    return "fenced" if fenced else "timeout" if timeout else "kafka"
+    # A call that ran out of time first and then reported a fence (an abort after the timeout)
+    # is a broker away: exit and let a restart fence what was open.
+    return "timeout" if timeout else "fenced" if fenced else "kafka"
 
 
 def run_processor(
@@ -117,37 +125,80 @@ def run_processor(
         progress_gauge=metrics.last_progress,
     )
     serve(metrics, settings.metrics_port, settings.metrics_host)
+    # `kill -USR1 <pid>` prints every thread's stack to stderr, even with the GIL held.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     watchdog.start()
     recoveries: deque[float] = deque()
     first = True
+    exit_code, message = 0, None
     try:
         while not watchdog.stopping:
             try:
-                session = new_session(watchdog)
+                with watchdog.call(
+                    "connect", max(settings.kafka_call_budget_s, CONNECT_S) + GRACE_S
+                ):
+                    session = new_session(watchdog)
             except Exception as exc:
                 if first:  # bad topics, no broker at start: one line, exit 1
                     raise
-                _recover_or_raise(
+                backoff = _recover_or_raise(
                     processor, settings, metrics, exc, failure_cause(exc), recoveries, watchdog
                 )
+                _sleep(backoff, watchdog)
                 continue
             first = False
+            watchdog.timed_out = None
             watchdog.work_waiting = session.work_waiting
             watchdog.on_stop = session.stop
             if watchdog.stopping:  # the signal came while the clients were being built
                 session.stop()
+            failed: Exception | None = None
             try:
                 session.run()
-                return
+                break
             except Exception as exc:
-                cause = failure_cause(exc)
-                _recover_or_raise(processor, settings, metrics, exc, cause, recoveries, watchdog)
+                # A bounded call that ran out of time and then failed (however Quix wraps it:
+                # an abort after it may report a fence) is a broker away: exit.
+                cause = "timeout" if watchdog.timed_out else failure_cause(exc)
+                backoff = _recover_or_raise(
+                    processor, settings, metrics, exc, cause, recoveries, watchdog
+                )
+                failed = exc  # keeps the old clients alive until the bounded teardown below
             finally:
                 watchdog.on_stop = lambda: None
                 watchdog.work_waiting = lambda: False
+            with watchdog.call("teardown", max(settings.kafka_call_budget_s, CONNECT_S) + GRACE_S):
+                del failed, session  # librdkafka destroys the old clients here
+                gc.collect()
+            _sleep(backoff, watchdog)
+    except OrderflowError as exc:
+        if first:
+            raise
+        exit_code, message = exc.exit_code, f"orderflow: error: {exc}"
     finally:
         watchdog.close()
         event(logger, "stopped", processor=processor)
+    # Clients exist whose destruction could block on a broker that is away: end now.
+    _exit_now(exit_code, message)
+
+
+def _exit_now(code: int, message: str | None = None) -> None:
+    """Exit without finalizing the interpreter (whose garbage collection of librdkafka
+    handles can wait on a broker that is gone), after flushing what was logged."""
+    if message:
+        print(message, file=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _sleep(seconds: float, watchdog: Watchdog) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not watchdog.stopping:
+        watchdog.beat()
+        time.sleep(0.1)
 
 
 def _recover_or_raise(
@@ -158,7 +209,8 @@ def _recover_or_raise(
     cause: str | None,
     recoveries: deque[float],
     watchdog: Watchdog,
-) -> None:
+) -> float:
+    """Raise ``ProcessorError`` (exit) or return the backoff before new clients."""
     error = f"{type(exc).__name__}: {exc}"
     if cause is None:
         event(logger, "crashed", logging.ERROR, processor=processor, error=type(exc).__name__)
@@ -178,7 +230,7 @@ def _recover_or_raise(
         )
         raise StalledError(f"{processor} processor: {call} did not finish: {error}") from None
     if watchdog.stopping:
-        return  # asked to stop: a failure while closing ends the process, cleanly
+        return 0.0  # asked to stop: a failure while closing ends the process, cleanly
     now = time.monotonic()
     recoveries.append(now)
     while recoveries and now - recoveries[0] > RECOVERY_WINDOW_S:
@@ -204,10 +256,7 @@ def _recover_or_raise(
         backoff_s=backoff,
         error=error,
     )
-    deadline = time.monotonic() + backoff
-    while time.monotonic() < deadline and not watchdog.stopping:
-        watchdog.beat()
-        time.sleep(0.1)
+    return backoff
 
 
 def standalone(run: Callable[[Settings], None]) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from deploy.localkafka import LocalKafka, layout_on_ports
 from deploy.localkafka.config import Layout
@@ -86,3 +87,19 @@ class Cluster:
     def resume(self, node_id: int) -> None:
         self.paused.discard(node_id)
         os.kill(self.pid(node_id), signal.SIGCONT)
+
+
+def java_hash(text: str) -> int:
+    """Java's ``String.hashCode`` (how Kafka maps an id to its coordinator's partition)."""
+    value = 0
+    for unit in text.encode("utf-16-be").hex(" ", 2).split():
+        value = (31 * value + int(unit, 16)) & 0xFFFFFFFF
+    return value
+
+
+def transaction_coordinator(admin: Any, transactional_id: str, timeout_s: float = 10) -> int:
+    """Node id of the broker that coordinates ``transactional_id``: the leader of its partition
+    of ``__transaction_state`` (``hashCode & 0x7fffffff % partitions``, as Kafka computes it)."""
+    topic = admin.list_topics(timeout=timeout_s).topics["__transaction_state"]
+    partition = (java_hash(transactional_id) & 0x7FFFFFFF) % len(topic.partitions)
+    return int(topic.partitions[partition].leader)

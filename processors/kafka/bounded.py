@@ -93,9 +93,10 @@ def _patch(obj: Any, name: str, watchdog: Watchdog, budget_s: float, *, timed: b
         with watchdog.call(name, timeout + GRACE_S):
             try:
                 result = method(*args, **kwargs)
-            except KafkaException as exc:
-                if exc.args and getattr(exc.args[0], "code", lambda: None)() in TIMEOUT_CODES:
-                    watchdog.timed_out = (name, time.monotonic() - started)
+            except Exception as exc:
+                elapsed = time.monotonic() - started
+                if elapsed >= 0.9 * timeout or _timed_out(exc):
+                    watchdog.timed_out = (name, elapsed)
                 raise
         if name == "flush" and result:  # messages still undelivered after the timeout
             watchdog.timed_out = (name, time.monotonic() - started)
@@ -104,6 +105,17 @@ def _patch(obj: Any, name: str, watchdog: Watchdog, budget_s: float, *, timed: b
         return result
 
     setattr(obj, name, bounded)
+
+
+def _timed_out(exc: BaseException | None) -> bool:
+    """A librdkafka timeout in ``exc`` or anything it was raised from or during."""
+    seen = 0
+    while exc is not None and seen < 10:
+        error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+        if isinstance(error, KafkaError) and error.code() in TIMEOUT_CODES:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def _timeout_index(method: Callable[..., Any]) -> int:
