@@ -95,6 +95,7 @@ class Watchdog:
         self.waiting_since: float | None = None
         self.last_probe = float("-inf")
         self.stop_requested_at: float | None = None
+        self.signals_seen = 0
         self.calls: list[_Call] = []
         # The last bounded call that ran out of time (name, seconds), set by the guard.
         self.timed_out: tuple[str, float] | None = None
@@ -232,7 +233,9 @@ class Watchdog:
         for signum in data:
             if signum not in (signal.SIGTERM, signal.SIGINT):
                 continue
-            if self.stop_requested_at is not None:
+            # Counted here, not by stop_requested_at: a Python handler may have run first.
+            self.signals_seen += 1
+            if self.signals_seen > 1:
                 name = signal.Signals(signum).name
                 event(logger, "killed", logging.WARNING, processor=self.processor, signal=name)
                 self.exit_process(128 + signum)

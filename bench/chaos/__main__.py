@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from bench.chaos.run import ChaosConfig, run_chaos, table
+from processors.errors import OrderflowError
 
 DEFAULTS = ChaosConfig()
 
@@ -54,7 +55,11 @@ def main(
         guarantee="at-least-once" if at_least_once else "exactly-once",
     )
     workdir = out / f"seed-{seed}-{time.strftime('%Y%m%dT%H%M%S')}"
-    report = run_chaos(config, workdir, say=lambda line: click.echo(line, err=True))
+    try:
+        report = run_chaos(config, workdir, say=lambda line: click.echo(line, err=True))
+    except OrderflowError as exc:  # no Java, a cluster that did not start, …
+        click.echo(f"chaos: error: {exc}", err=True)
+        sys.exit(2)
     click.echo(table(report))
     path = out / f"seed-{seed}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")

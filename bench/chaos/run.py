@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import random
 import signal
 import sys
@@ -26,6 +27,10 @@ from processors.core import headers as h
 from processors.kafka.clients import admin_client, consumer, producer
 from processors.settings import Settings, load_settings
 from processors.supervisor import Backoff, Supervised
+
+# The runner's own clients see every broker fault it injects: their librdkafka lines are noise.
+RDKAFKA = logging.getLogger("bench.chaos.rdkafka")
+RDKAFKA.setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True)
@@ -323,7 +328,7 @@ def _broker_target(
 ) -> int:
     """A transaction coordinator of one of our processors, or the leader of a partition of the
     main topic; any broker if the metadata cannot be read."""
-    admin = admin_client(settings)
+    admin = admin_client(settings, logger=RDKAFKA)
     try:
         if rng.random() < 0.5:
             name = rng.choice(sorted(procs))
@@ -336,7 +341,7 @@ def _broker_target(
 
 
 def _produce(settings: Settings, planned: list[Planned], window_s: float, state: State) -> None:
-    client = producer(settings)
+    client = producer(settings, logger=RDKAFKA)
     interval = window_s / max(len(planned), 1)
     started = time.monotonic()
 
@@ -365,7 +370,7 @@ def _produce(settings: Settings, planned: list[Planned], window_s: float, state:
 
 def _read(settings: Settings, state: State) -> None:
     """Read the outcome and retry topics (read_committed) from the beginning until stopped."""
-    reader = consumer(settings, f"chaos-reader-{uuid.uuid4().hex[:6]}")
+    reader = consumer(settings, f"chaos-reader-{uuid.uuid4().hex[:6]}", logger=RDKAFKA)
     topics = [settings.topic_processed, settings.topic_dlq, settings.topic_retry]
     metadata = reader.list_topics(timeout=30)
     reader.assign(

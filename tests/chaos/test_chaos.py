@@ -13,7 +13,8 @@ import pytest
 from bench.chaos.cluster import Cluster
 from bench.chaos.run import ChaosConfig, run_chaos, table
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+# ~2.5 min here (loaded 2 cores); a broker restart alone can take a minute: above the 300 s default.
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(900)]
 
 REDUCED = ChaosConfig(
     seed=20261201,

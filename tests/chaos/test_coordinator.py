@@ -7,6 +7,7 @@ frozen, and with a supervisor (as systemd) every order ends exactly once."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,14 +21,14 @@ from processors.liveness import EXIT_STALLED
 from processors.settings import Settings
 from processors.supervisor import Backoff, Supervised
 from tests.processors.conftest import fresh_settings
-from tests.processors.harness import order, produce, read_all, settings_env
+from tests.processors.harness import Proc, order, produce, read_all, settings_env
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(600)]
 
 # Upper bounds that only catch a stall: the processor ends within its call budget (15 s) + 5 s
-# grace while the coordinator is frozen (about 20 s here), and every order has an outcome within
+# grace while the coordinator is frozen (about 21 s here), and every order has an outcome within
 # SETTLE_BOUND_S after the broker is back.
-HANG_BOUND_S = 45.0
+HANG_BOUND_S = 60.0
 SETTLE_BOUND_S = 120.0
 
 
@@ -143,3 +144,37 @@ def test_coordinator_frozen_then_killed_mid_commit(cluster: Cluster, tmp_path: P
             )
         finally:
             main.stop(timeout_s=40)
+
+
+def test_sigterm_while_the_coordinator_is_frozen_at_start_up(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A processor (re)started while its transaction coordinator is frozen waits in
+    ``init_transactions``, which Quix Streams calls with no timeout; its SIGTERM handler only
+    sets a flag. It must still be gone within the documented shutdown bound."""
+    s = fresh_settings(cluster.bootstrap, tmp_path / "state")
+    coordinator = coordinator_of(s, "orderflow-main-m2")
+    create_topics_led_by(s, next(n for n in cluster.node_ids if n != coordinator), cluster.node_ids)
+    bound = s.transaction_timeout_ms / 1000 + 5  # documented: TRANSACTION_TIMEOUT_MS + 5 s
+    main: Proc | None = None
+    cluster.pause(coordinator)
+    try:
+        main = Proc("main", settings_env(s, instance_id="m2"), tmp_path / "main.log").start()
+        main.wait_for_log("event=started", timeout_s=60)
+        time.sleep(3)  # into init_transactions, which cannot finish
+        assert main.process is not None and main.alive(), main.log[-3000:]
+        main.process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        try:
+            code = main.process.wait(timeout=bound + 10)  # 10 s for a loaded machine
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"still running {bound + 10:.0f} s after SIGTERM:\n{main.log[-3000:]}"
+            ) from None
+        seconds = time.monotonic() - started
+        assert code == EXIT_STALLED, main.log[-3000:]
+        print(f"SIGTERM with the coordinator frozen at start-up: exit {code} in {seconds:.1f} s")
+    finally:
+        if main is not None:
+            main.kill()
+        cluster.resume(coordinator)

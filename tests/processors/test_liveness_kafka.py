@@ -136,7 +136,8 @@ def test_sigterm_during_the_hang_ends_the_processor_within_the_bound(
     main.process.send_signal(signal.SIGTERM)
     code, seconds = wait_exit(main, HANG_BOUND_S)
     assert code == EXIT_STALLED, main.log[-3000:]
-    assert seconds <= bound + 5, f"{seconds:.1f} s > documented bound {bound} s (+5 s slack)"
+    # The bound plus 10 s for a loaded machine to schedule the watchdog thread and exit.
+    assert seconds <= bound + 10, f"{seconds:.1f} s > documented bound {bound} s (+10 s slack)"
     frozen_cluster.resume(frozen_cluster.node_ids[0])
     start_processor(s, "main", instance_id="m1", **FREEZE)
     exactly_once(outcomes(s, sent, timeout_s=120), sent)
