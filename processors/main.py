@@ -107,6 +107,7 @@ class MainSession:
 
     def __init__(self, settings: Settings, step: GuardedStep, watchdog: Watchdog) -> None:
         self.app = build_app(settings, step)
+        self.stopped = False
         budget = settings.kafka_call_budget_s
         producer, consumer = self.app._producer, self.app._consumer
         guard_producer(producer, watchdog, budget)
@@ -114,9 +115,11 @@ class MainSession:
         beat_on(producer, "poll", watchdog)  # Quix polls the producer once per loop iteration
 
     def run(self) -> None:
-        self.app.run()
+        if not self.stopped:  # app.run() resets a stop() that came before it
+            self.app.run()
 
     def stop(self) -> None:
+        self.stopped = True
         self.app.stop()
 
     def work_waiting(self) -> bool:

@@ -142,8 +142,9 @@ class Settings(BaseSettings):
 
     @property
     def kafka_call_budget_s(self) -> float:
-        """Timeout given to each blocking Kafka call of a processor."""
-        return self.transaction_timeout_ms / 1000
+        """Timeout given to each blocking Kafka call of a processor (at least 10 s: a shorter
+        transaction timeout must not cut a slow but healthy call short)."""
+        return max(self.transaction_timeout_ms / 1000, 10.0)
 
     @property
     def shutdown_timeout_s(self) -> float:

@@ -95,7 +95,7 @@ def _patch(obj: Any, name: str, watchdog: Watchdog, budget_s: float, *, timed: b
                 result = method(*args, **kwargs)
             except Exception as exc:
                 elapsed = time.monotonic() - started
-                if elapsed >= 0.9 * timeout or _timed_out(exc):
+                if (timed and elapsed >= 0.9 * timeout) or _timed_out(exc):
                     watchdog.timed_out = (name, elapsed)
                 raise
         if name == "flush" and result:  # messages still undelivered after the timeout

@@ -149,9 +149,9 @@ def test_coordinator_frozen_then_killed_mid_commit(cluster: Cluster, tmp_path: P
 def test_sigterm_while_the_coordinator_is_frozen_at_start_up(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    """A processor (re)started while its transaction coordinator is frozen waits in
-    ``init_transactions``, which Quix Streams calls with no timeout; its SIGTERM handler only
-    sets a flag. It must still be gone within the documented shutdown bound."""
+    """A processor (re)started while its transaction coordinator is frozen can wait on it while
+    it builds its clients or in ``init_transactions`` (which Quix Streams calls with no timeout);
+    its SIGTERM handler only sets a flag. It must still be gone within the documented bound."""
     s = fresh_settings(cluster.bootstrap, tmp_path / "state")
     coordinator = coordinator_of(s, "orderflow-main-m2")
     create_topics_led_by(s, next(n for n in cluster.node_ids if n != coordinator), cluster.node_ids)
@@ -172,7 +172,8 @@ def test_sigterm_while_the_coordinator_is_frozen_at_start_up(
                 f"still running {bound + 10:.0f} s after SIGTERM:\n{main.log[-3000:]}"
             ) from None
         seconds = time.monotonic() - started
-        assert code == EXIT_STALLED, main.log[-3000:]
+        # 0: it stopped before its clients needed the coordinator; 3: the bound ended it.
+        assert code in (0, EXIT_STALLED), main.log[-3000:]
         print(f"SIGTERM with the coordinator frozen at start-up: exit {code} in {seconds:.1f} s")
     finally:
         if main is not None:

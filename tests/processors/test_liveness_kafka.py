@@ -105,7 +105,7 @@ def test_a_broker_frozen_mid_commit_ends_the_processor_and_its_restart_loses_not
     tmp_path: Path,
 ) -> None:
     s = frozen_settings
-    options = {**FREEZE, "transaction_timeout_ms": 6000}  # call budget 6 s
+    options = {**FREEZE, "transaction_timeout_ms": 6000}  # call budget: the 10 s floor
     main = start_processor(s, "main", instance_id="m1", **options)
     sent = freeze_while_committing(frozen_cluster, s, main, tmp_path)
     code, seconds = wait_exit(main, HANG_BOUND_S)
