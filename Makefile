@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status test test-fast fuzz chromium lint format bench lock cloud-up cloud-down clean
+.PHONY: help install up down status test test-fast fuzz chromium lint format bench chaos lock cloud-up cloud-down clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -61,6 +61,10 @@ lock: install ## Regenerate deploy/requirements.lock (hash-pinned runtime deps o
 	$(BIN)/uv pip compile pyproject.toml --quiet --universal --generate-hashes \
 		--python-version 3.12 --custom-compile-command "make lock" \
 		--output-file deploy/requirements.lock
+
+CHAOS_ARGS ?=
+chaos: install ## Kill processors, kill and pause brokers under load; account for every order
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 cloud-up: install ## pulumi up, save its outputs, then configure the VMs with pyinfra
 	PATH="$(abspath $(BIN)):$$PATH" bash deploy/cloud.sh up

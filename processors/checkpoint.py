@@ -21,8 +21,7 @@ from processors.pipeline import Output
 
 logger = logging.getLogger(__name__)
 
-TXN_TIMEOUT_S = 10.0
-RETRIES = 5  # retriable transaction errors: at most ~1 min in all, far below max.poll.interval
+RETRIES = 5  # retriable transaction errors, within one call budget in all
 
 
 class Commit(Enum):
@@ -34,8 +33,11 @@ class Commit(Enum):
 class Committer:
     """Wraps Quix Streams' low-level producer (transactional in exactly-once mode)."""
 
-    def __init__(self, producer: Any, consumer: Any, exactly_once: bool) -> None:
+    def __init__(
+        self, producer: Any, consumer: Any, exactly_once: bool, budget_s: float = 10.0
+    ) -> None:
         self.producer = producer
+        self.budget_s = budget_s
         self.consumer = consumer
         self.exactly_once = exactly_once
         self.in_transaction = False
@@ -75,7 +77,7 @@ class Committer:
         if not self.in_transaction:
             return
         try:
-            self.producer.abort_transaction(TXN_TIMEOUT_S)
+            self.producer.abort_transaction(timeout=self.budget_s)
         except KafkaException as exc:
             event(logger, "abort_failed", logging.WARNING, error=exc.args[0].str())
         self.in_transaction = False
@@ -84,7 +86,7 @@ class Committer:
         """Abort what is open and flush; never raises (it runs while a failure propagates)."""
         self.abort()
         try:
-            self.producer.flush(5)
+            self.producer.flush(timeout=5)
         except KafkaException as exc:
             event(logger, "flush_failed", logging.WARNING, error=exc.args[0].str())
 
@@ -102,19 +104,22 @@ class Committer:
         if not self.in_transaction and not offsets:
             return Commit.DONE
         offsets_sent = not offsets
+        deadline = time.monotonic() + self.budget_s
         for attempt in range(1, RETRIES + 1):
+            remaining = max(deadline - time.monotonic(), 1.0)
             try:
                 self._begin()
                 if not offsets_sent:
                     group = self.consumer.consumer_group_metadata()
-                    self.producer.send_offsets_to_transaction(offsets, group, TXN_TIMEOUT_S)
+                    self.producer.send_offsets_to_transaction(offsets, group, timeout=remaining)
                     offsets_sent = True
-                self.producer.commit_transaction(TXN_TIMEOUT_S)
+                self.producer.commit_transaction(timeout=remaining)
                 self.in_transaction = False
                 return Commit.DONE
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
-                if error.retriable() and not error.txn_requires_abort() and attempt < RETRIES:
+                retry = error.retriable() and not error.txn_requires_abort()
+                if retry and attempt < RETRIES and time.monotonic() < deadline:
                     event(
                         logger, "commit_retry", logging.WARNING, attempt=attempt, error=error.str()
                     )
@@ -125,7 +130,7 @@ class Committer:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _commit_acknowledged(self, offsets: list[TopicPartition]) -> Commit:
-        remaining = self.producer.flush(30)
+        remaining = self.producer.flush(timeout=self.budget_s)
         if remaining or self.delivery_error is not None:
             error = self.delivery_error
             self.reason = f"delivery failed: {error.str() if error else f'{remaining} unsent'}"
@@ -156,7 +161,7 @@ class Committer:
             return
         for attempt in range(1, RETRIES + 1):
             try:
-                self.producer.abort_transaction(TXN_TIMEOUT_S)
+                self.producer.abort_transaction(timeout=self.budget_s)
                 break
             except KafkaException as exc:
                 abort_error: KafkaError = exc.args[0]

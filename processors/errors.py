@@ -36,3 +36,15 @@ class InvalidOrderError(OrderflowError):
 class ProcessorError(OrderflowError):
     """A processor stopped on an error it cannot recover from (e.g. a fenced or fatal
     transaction); a restart resumes from the committed offsets."""
+
+
+class FencedError(ProcessorError):
+    """Fenced again and again: another live instance uses the same instance id."""
+
+    exit_code = 4
+
+
+class StalledError(ProcessorError):
+    """A Kafka call did not finish within its budget: a restart (new connections) is the cure."""
+
+    exit_code = 3

@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from processors.core.envelope import from_quix
 from processors.core.routing import Route
-from processors.errors import KafkaUnavailableError, ProcessorError, TopicDriftError
+from processors.errors import KafkaUnavailableError, TopicDriftError
+from processors.kafka.bounded import beat_on, guard_consumer, guard_producer
 from processors.kafka.clients import quix_application
+from processors.liveness import Watchdog
 from processors.logs import event
-from processors.metrics import Metrics, serve
+from processors.metrics import Metrics
 from processors.pipeline import GuardedStep, Output
+from processors.runner import run_processor, standalone
 from processors.runtime import (
     build_step,
     consumer_extra,
@@ -103,12 +106,35 @@ def _output_value() -> Any:
     return OutputValue()
 
 
+class MainSession:
+    """One Quix application (its consumer and producer), with every blocking call bounded."""
+
+    def __init__(self, settings: Settings, step: GuardedStep, watchdog: Watchdog) -> None:
+        self.app = build_app(settings, step)
+        self.stopped = False
+        budget = settings.kafka_call_budget_s
+        producer, consumer = self.app._producer, self.app._consumer
+        guard_producer(producer, watchdog, budget)
+        guard_consumer(consumer, watchdog, budget)
+        beat_on(producer, "poll", watchdog)  # Quix polls the producer once per loop iteration
+
+    def run(self) -> None:
+        if not self.stopped:  # app.run() resets a stop() that came before it
+            self.app.run()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.app.stop()
+
+    def work_waiting(self) -> bool:
+        context = self.app._processing_context
+        return not context.checkpoint.empty()  # processed, not yet committed
+
+
 def run(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT (exit normally) or a fatal error (``ProcessorError``)."""
     metrics = Metrics("main")
     step = build_step(settings, "main", metrics)
-    app = build_app(settings, step)
-    serve(metrics, settings.metrics_port, settings.metrics_host)
     event(
         logger,
         "started",
@@ -118,15 +144,8 @@ def run(settings: Settings) -> None:
         group=settings.group_main,
         guarantee=settings.processing_guarantee,
     )
-    try:
-        app.run()
-    except Exception as exc:
-        event(logger, "crashed", logging.ERROR, processor="main", error=type(exc).__name__)
-        raise ProcessorError(f"main processor stopped: {type(exc).__name__}: {exc}") from exc
-    event(logger, "stopped", processor="main")
+    run_processor("main", settings, metrics, lambda wd: MainSession(settings, step, wd))
 
 
 if __name__ == "__main__":
-    from processors.cli.run import standalone
-
-    standalone("main")
+    standalone(run)

@@ -66,6 +66,8 @@ class Metrics:
         self._succeeded = 0
         self._skipped = 0
         self._waiting = 0
+        self._last_progress = 0.0
+        self._recoveries: defaultdict[str, int] = defaultdict(int)
         self._failed: defaultdict[str, int] = defaultdict(int)
         self._retried: defaultdict[int, int] = defaultdict(int)
         self._dead_lettered: defaultdict[str, int] = defaultdict(int)
@@ -93,6 +95,12 @@ class Metrics:
 
     def waiting(self, count: int) -> None:
         self._waiting = count
+
+    def last_progress(self, unix_s: float) -> None:
+        self._last_progress = unix_s
+
+    def recovered(self, cause: str) -> None:
+        self._recoveries[cause] += 1
 
     def lateness(self, seconds: float) -> None:
         self._lateness.observe(max(seconds, 0.0))
@@ -140,6 +148,12 @@ class _Exporter(Collector):
                 "reason",
                 m._dead_lettered,
             ),
+            (
+                "orderflow_recoveries",
+                "Kafka clients rebuilt in-process after a fenced or failed transaction, by cause",
+                "cause",
+                m._recoveries,
+            ),
         ):
             counter = CounterMetricFamily(name, documentation, labels=["processor", label])
             for key, value in dict(tally).items():
@@ -151,6 +165,13 @@ class _Exporter(Collector):
             labels=["processor"],
         )
         gauge.add_metric([p], m._waiting)
+        yield gauge
+        gauge = GaugeMetricFamily(
+            "orderflow_last_progress_timestamp_seconds",
+            "Unix time the processing loop last processed or committed records (or started)",
+            labels=["processor"],
+        )
+        gauge.add_metric([p], m._last_progress)
         yield gauge
         yield m._lateness.family(
             "orderflow_retry_lateness_seconds",

@@ -27,10 +27,13 @@ from processors.core.envelope import Record, from_message
 from processors.core.routing import effective_due
 from processors.core.schedule import Held, PartitionQueue, Schedule
 from processors.errors import KafkaUnavailableError, ProcessorError, TopicDriftError
+from processors.kafka.bounded import GRACE_S, guard_consumer, guard_producer
 from processors.kafka.clients import quix_application
+from processors.liveness import Watchdog
 from processors.logs import event
-from processors.metrics import Metrics, serve
+from processors.metrics import Metrics
 from processors.pipeline import GuardedStep, wall_clock_ms
+from processors.runner import run_processor, standalone
 from processors.runtime import (
     build_step,
     consumer_extra,
@@ -57,14 +60,19 @@ class RetryLoop:
         step: GuardedStep,
         consumer: Any,
         producer: Any,
+        watchdog: Watchdog,
         clock_ms: Any = wall_clock_ms,
     ) -> None:
         self.settings = settings
+        self.watchdog = watchdog
         self.step = step
         self.metrics: Metrics = step.metrics
         self.consumer = consumer
         self.committer = Committer(
-            producer, consumer, exactly_once=settings.processing_guarantee == "exactly-once"
+            producer,
+            consumer,
+            exactly_once=settings.processing_guarantee == "exactly-once",
+            budget_s=settings.kafka_call_budget_s,
         )
         self.clock_ms = clock_ms
         self.capacity = settings.retry_max_held
@@ -82,20 +90,30 @@ class RetryLoop:
     def stop(self, *_: object) -> None:
         self.stopping = True
 
+    def work_waiting(self) -> bool:
+        """Processed records not yet committed, or held records overdue by a second."""
+        next_due = self.schedule.next_due()
+        overdue = next_due is not None and next_due < self.clock_ms() - 1000
+        return self.dirty or overdue
+
     def run(self, install_signals: bool = True) -> None:
-        """Run until :meth:`stop` (SIGTERM/SIGINT); raise ``ProcessorError`` on a fatal error."""
+        """Run until :meth:`stop` (SIGTERM/SIGINT); raise on a Kafka or fatal error."""
         if install_signals:
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
-        self.committer.start()
-        self.consumer.subscribe(
-            [self.settings.topic_retry],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
-        )
         try:
+            with self.watchdog.call(
+                "init_transactions", self.settings.kafka_call_budget_s + GRACE_S
+            ):
+                self.committer.start()
+            self.consumer.subscribe(
+                [self.settings.topic_retry],
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
+            )
             while not self.stopping:
+                self.watchdog.beat()
                 self._poll()
                 self._process_due()
                 self._update_pauses()
@@ -308,11 +326,8 @@ def _check_topic(consumer: Any, settings: Settings) -> None:
         )
 
 
-def run(settings: Settings) -> None:
-    """Run until SIGTERM/SIGINT (exit normally) or a fatal error (``ProcessorError``)."""
-    metrics = Metrics("retry")
-    step = build_step(settings, "retry", metrics)
-    import_quixstreams()
+def _session(settings: Settings, step: GuardedStep, watchdog: Watchdog) -> RetryLoop:
+    """New clients (guarded: every blocking call bounded) and a loop over them."""
     app = quix_application(
         settings,
         settings.group_retry,
@@ -320,15 +335,19 @@ def run(settings: Settings) -> None:
         producer_extra=producer_extra(settings, "retry"),
         consumer_extra=consumer_extra(settings, "retry"),
     )
-    consumer = app.get_consumer(auto_commit_enable=False)
+    budget = settings.kafka_call_budget_s
+    consumer = guard_consumer(app.get_consumer(auto_commit_enable=False), watchdog, budget)
     _check_topic(consumer, settings)
-    loop = RetryLoop(
-        settings,
-        step,
-        consumer=consumer,
-        producer=app.get_producer(transactional=settings.processing_guarantee == "exactly-once"),
-    )
-    serve(metrics, settings.metrics_port, settings.metrics_host)
+    exactly_once = settings.processing_guarantee == "exactly-once"
+    producer = guard_producer(app.get_producer(transactional=exactly_once), watchdog, budget)
+    return RetryLoop(settings, step, consumer=consumer, producer=producer, watchdog=watchdog)
+
+
+def run(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT (exit normally) or a fatal error (``ProcessorError``)."""
+    metrics = Metrics("retry")
+    step = build_step(settings, "retry", metrics)
+    import_quixstreams()
     event(
         logger,
         "started",
@@ -338,18 +357,8 @@ def run(settings: Settings) -> None:
         group=settings.group_retry,
         guarantee=settings.processing_guarantee,
     )
-    try:
-        loop.run()
-    except ProcessorError:
-        event(logger, "crashed", logging.ERROR, processor="retry")
-        raise
-    except Exception as exc:  # Kafka or rebalance-callback errors: exit, restart resumes
-        event(logger, "crashed", logging.ERROR, processor="retry", error=type(exc).__name__)
-        raise ProcessorError(f"retry processor stopped: {type(exc).__name__}: {exc}") from exc
-    event(logger, "stopped", processor="retry")
+    run_processor("retry", settings, metrics, lambda wd: _session(settings, step, wd))
 
 
 if __name__ == "__main__":
-    from processors.cli.run import standalone
-
-    standalone("retry")
+    standalone(run)

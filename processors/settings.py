@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     transaction_timeout_ms: int = Field(20_000, ge=1000, le=900_000)
     # Consumer group session: how long a crashed (kill -9) processor holds its partitions.
     session_timeout_ms: int = Field(10_000, ge=6000, le=300_000)
+    # --- processors: liveness (issue 9) ---
+    # The loop must go round (and make progress while records wait) at least this often.
+    watchdog_timeout_s: float = Field(60.0, ge=5, le=3600)
+    # In-process recoveries (new Kafka clients after a fenced or failed transaction) allowed
+    # within RECOVERY_WINDOW_S before the process exits (4 if fenced: a twin instance).
+    recovery_limit: int = Field(5, ge=0, le=100)
     metrics_host: str = "127.0.0.1"
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -135,6 +141,17 @@ class Settings(BaseSettings):
         if config_file.is_file():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
+
+    @property
+    def kafka_call_budget_s(self) -> float:
+        """Timeout given to each blocking Kafka call of a processor (at least 10 s: a shorter
+        transaction timeout must not cut a slow but healthy call short)."""
+        return max(self.transaction_timeout_ms / 1000, 10.0)
+
+    @property
+    def shutdown_timeout_s(self) -> float:
+        """After SIGTERM a processor is gone within this long, even if a Kafka call hangs."""
+        return self.kafka_call_budget_s + 5.0
 
     @property
     def all_topics(self) -> list[str]:

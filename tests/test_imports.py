@@ -6,12 +6,9 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("processors", "dashboard", "deploy")
 # Being removed on another branch (the processors' run scaffold); drop once merged.
-KNOWN = frozenset({"processors.cli.run", "processors.main", "processors.retry"})
 
 
 def _modules() -> dict[str, Path]:
@@ -95,10 +92,7 @@ def test_the_circle_finder_finds_a_circle() -> None:
 
 
 def test_no_import_circles() -> None:
-    found = list(circles(import_graph()))
-    if found == [KNOWN]:
-        pytest.xfail("processors.cli.run <-> main/retry: fixed by the run-scaffold change")
-    assert found == []
+    assert list(circles(import_graph())) == []
 
 
 # The parts the packages are made of. The CLI is the composition root: it may import every
@@ -115,17 +109,11 @@ def part_of(module: str) -> str:
 
 def test_no_circles_between_the_parts() -> None:
     graph: dict[str, set[str]] = {part: set() for part in PARTS}
-    into_cli = set()
     for module, targets in import_graph().items():
         source = part_of(module)
         for target in {part_of(t) for t in targets} - {source}:
-            if target == "processors.cli" and module in KNOWN:
-                into_cli.add(module)  # the known circle, checked by test_no_import_circles
-                continue
             graph[source].add(target)
     assert list(circles(graph)) == []
-    if into_cli:
-        pytest.xfail("processors.main/retry import processors.cli.run: the run-scaffold change")
 
 
 PURE = (

@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "up": "processors.cli.stack:up",
     "down": "processors.cli.stack:down",
     "status": "processors.cli.stack:status",
+    "supervise": "processors.cli.stack:supervise",
 }
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from processors.errors import OrderflowError
 from processors.settings import Settings, load_settings
 
 
@@ -63,15 +61,3 @@ def main_processor(**options: Any) -> None:
 def retry_processor(**options: Any) -> None:
     """Consume the retry topic; process each record no earlier than its due time."""
     _run("retry", _settings(**options))
-
-
-def standalone(role: str) -> None:
-    """Entry point of ``python -m processors.main|retry``: settings from the environment only;
-    an ``OrderflowError`` becomes one line on stderr and its exit code."""
-    try:
-        _run(role, load_settings())
-    except OrderflowError as exc:
-        click.echo(f"orderflow: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)

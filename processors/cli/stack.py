@@ -1,7 +1,10 @@
 """``orderflow up|down|status``: the whole local stack — Kafka, topics, processors, dashboard.
 
-The processors and the dashboard run in the background as ``python -m processors …`` with a pid
-file and a log file each under ``.orderflow/run``; ``down`` stops exactly those, then Kafka.
+The processors and the dashboard run in the background, each under its own supervisor
+(``python -m processors supervise … -- main …``: restarts with a backoff a service that exits
+with a failure, as systemd does on the VMs), with a pid file (the supervisor's), a state file
+(restarts, last exit code) and a log file each under ``.orderflow/run``; ``down`` stops exactly
+those, then Kafka.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from processors.cli.kafka import up as kafka_up
 from processors.cli.topics import create as topics_create
 from processors.errors import OrderflowError
 from processors.settings import load_settings
+from processors.supervisor import Supervised, read_state
+from processors.supervisor import supervise as supervise_until_stopped
 
 RUN_DIR = Path(".orderflow/run")
 READY_TIMEOUT_S = 90.0
@@ -41,7 +46,12 @@ class Service:
 
     @property
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "processors", *self.args]
+        supervisor = ["supervise", "--name", self.name, "--state-file", str(self.state_file)]
+        return [sys.executable, "-m", "processors", *supervisor, "--", *self.args]
+
+    @property
+    def state_file(self) -> Path:
+        return RUN_DIR / f"{self.name}.state.json"
 
     @property
     def markers(self) -> list[str]:
@@ -100,6 +110,7 @@ def down(ctx: click.Context) -> None:
         elif state is process.ProcessState.STALE:
             click.echo(f"{service.name}: was not running (removed stale pid file)")
         service.pid_file.unlink(missing_ok=True)
+        service.state_file.unlink(missing_ok=True)
     if LocalKafka(DEFAULT_STATE_DIR).recorded_layout() is None:
         click.echo("Kafka: not started here (nothing to do)")
     else:
@@ -116,7 +127,26 @@ def status() -> None:
         label = {"running": f"running (pid {pid})", "stale": "crashed (stale pid file)"}.get(
             state.value, state.value
         )
+        supervised = read_state(service.state_file)
+        if state is process.ProcessState.RUNNING and supervised.get("restarts"):
+            label += (
+                f", restarted {supervised['restarts']}x"
+                f" (last exit code {supervised.get('last_exit_code')})"
+            )
         click.echo(f"{service.name:<14} {label}")
+
+
+@click.command(hidden=True, context_settings={"ignore_unknown_options": True})
+@click.option("--name", required=True, help="Service name for the log lines.")
+@click.option("--state-file", type=click.Path(path_type=Path), required=True)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
+def supervise(name: str, state_file: Path, command: tuple[str, ...]) -> None:
+    """Run `orderflow COMMAND…` and restart it when it fails (what `orderflow up` runs)."""
+    from processors import logs
+
+    logs.configure()
+    child = Supervised(name, [sys.executable, "-m", "processors", *command], state_file=state_file)
+    sys.exit(supervise_until_stopped(child))
 
 
 def _start(service: Service) -> None:

@@ -1,5 +1,6 @@
 """`orderflow up` / `down` / `status` (what `make up` / `make down` run): twice in a row, with a
-processor killed in between, leaving no stray process behind."""
+processor killed in between (restarted by its supervisor) and then its supervisor, leaving no
+stray process behind."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ import pytest
 from deploy.localkafka import process
 from deploy.localkafka.net import port_is_free
 from processors.cli.stack import SERVICES
+from processors.supervisor import read_state
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -68,9 +71,24 @@ def test_up_down_twice_with_a_crashed_processor_in_between(stack_dir: Path) -> N
     for service in SERVICES:
         assert f"{service.name}: already running" in again.stdout
 
+    # The processor itself dies: its supervisor restarts it, and status says so.
+    state_file = stack_dir / ".orderflow/run/main.state.json"
+    child = read_state(state_file)["pid"]
+    assert isinstance(child, int)
+    os.kill(child, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while (
+        "restarted 1x (last exit code -9)" not in (status := orderflow(stack_dir, "status")).stdout
+    ):
+        assert time.monotonic() < deadline, status.stdout
+        time.sleep(0.5)
+    assert read_state(state_file)["pid"] not in (None, child)
+
+    # The supervisor dies (kill -9): the processor goes with it, nothing restarts either.
     main_pid = process.read_pid(stack_dir / ".orderflow/run/main.pid")
     assert main_pid is not None
     os.kill(main_pid, signal.SIGKILL)
+    time.sleep(0.5)
     status = orderflow(stack_dir, "status")
     assert "main           crashed (stale pid file)" in status.stdout, status.stdout
     assert "retry          running" in status.stdout

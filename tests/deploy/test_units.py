@@ -78,6 +78,15 @@ def test_processor_units_are_instance_templates_with_stable_ids(fresh_run: Repor
         assert env["ORDERFLOW_INSTANCE_ID"] == "%H-%i"
         assert env["ORDERFLOW_STATE_DIR"] == "/var/lib/orderflow/%p-%i"
         assert service["StateDirectory"] == "orderflow orderflow/%p-%i"
+        # systemd's watchdog backs up the processor's own (60 s): pings from a healthy loop.
+        assert service["Type"] == "notify" and service["NotifyAccess"] == "main"
+        assert int(service["WatchdogSec"]) > 60
+
+
+def test_the_dashboard_is_a_plain_exec_service(fresh_run: Report) -> None:
+    text = fresh_run["app-1"]["uploads"]["/etc/systemd/system/orderflow-dashboard.service"]
+    service = parse_unit(text)["Service"]
+    assert service["Type"] == "exec" and "WatchdogSec" not in service
 
 
 def test_private_dashboard_listens_on_loopback_only(fresh_run: Report) -> None:
