@@ -14,7 +14,13 @@ import altair as alt
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
-from dashboard.auth import AuthConfig, auth_config, is_loopback, password_matches
+from dashboard.auth import (
+    AuthConfig,
+    auth_config,
+    is_loopback,
+    kafka_overrides,
+    password_matches,
+)
 from processors.errors import KafkaUnavailableError, OrderflowError, SettingsError
 from processors.settings import Settings, load_settings
 
@@ -27,7 +33,7 @@ DEFAULT_REFRESH_S = 2
 
 @st.cache_resource(show_spinner=False)
 def _settings() -> Settings:
-    return load_settings()
+    return load_settings(**kafka_overrides(_secrets()))
 
 
 def settings() -> Settings:

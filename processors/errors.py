@@ -36,3 +36,17 @@ class InvalidOrderError(OrderflowError):
 class ProcessorError(OrderflowError):
     """A processor stopped on an error it cannot recover from (e.g. a fenced or fatal
     transaction); a restart resumes from the committed offsets."""
+
+
+class AuthenticationError(KafkaUnavailableError):
+    """Kafka did not accept the client's identity: wrong or missing credentials, an untrusted
+    certificate, or a protocol the listener does not speak. The message names the user."""
+
+    exit_code = 3
+
+
+class AuthorizationError(OrderflowError):
+    """Kafka refused an operation to an authenticated principal (an ACL denial). The message
+    names the principal, the operation and the resource."""
+
+    exit_code = 4

@@ -102,6 +102,13 @@ class Settings(BaseSettings):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
 
+    @field_validator("ssl_ca_location")
+    @classmethod
+    def _ca_readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such CA certificate file: {value}")
+        return value
+
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
         if self.security_protocol.startswith("SASL_") and not (
