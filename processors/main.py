@@ -26,6 +26,7 @@ from processors.runtime import (
     import_quixstreams,
     instance_id,
     producer_extra,
+    raise_if_denied,
 )
 from processors.settings import Settings
 
@@ -118,6 +119,7 @@ def run(settings: Settings) -> None:
         app.run()
     except Exception as exc:
         event(logger, "crashed", logging.ERROR, processor="main", error=type(exc).__name__)
+        raise_if_denied(settings, "main", exc)
         raise ProcessorError(f"main processor stopped: {type(exc).__name__}: {exc}") from exc
     event(logger, "stopped", processor="main")
 

@@ -36,6 +36,7 @@ from processors.runtime import (
     import_quixstreams,
     instance_id,
     producer_extra,
+    raise_if_denied,
 )
 from processors.settings import Settings
 
@@ -353,6 +354,7 @@ def run(settings: Settings) -> None:
         raise
     except Exception as exc:  # Kafka or rebalance-callback errors: exit, restart resumes
         event(logger, "crashed", logging.ERROR, processor="retry", error=type(exc).__name__)
+        raise_if_denied(settings, "retry", exc)
         raise ProcessorError(f"retry processor stopped: {type(exc).__name__}: {exc}") from exc
     event(logger, "stopped", processor="retry")
 

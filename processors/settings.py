@@ -115,7 +115,8 @@ class Settings(BaseSettings):
             self.sasl_username and self.sasl_password
         ):
             raise ValueError(
-                f"security_protocol {self.security_protocol} needs sasl_username and sasl_password"
+                f"security_protocol {self.security_protocol} needs sasl_username and sasl_password "
+                "(ORDERFLOW_SASL_USERNAME, ORDERFLOW_SASL_PASSWORD): no credentials given"
             )
         if self.backoff_max_ms < self.backoff_initial_ms:
             raise ValueError("backoff_max_ms must be at least backoff_initial_ms")

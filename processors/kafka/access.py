@@ -83,6 +83,20 @@ def raise_if_denied(settings: Settings, exc: BaseException, operation: str, name
         raise AuthorizationError(line) from None
 
 
+def raise_if_topic_denied(
+    settings: Settings, topic: str, operation: str, timeout_s: float = 10.0
+) -> None:
+    """Raise ``AuthorizationError`` if the broker hides ``topic`` from this principal (no
+    DESCRIBE: Kafka then answers "not authorized" rather than revealing whether it exists)."""
+    try:
+        metadata = admin_client(settings).list_topics(topic, timeout=timeout_s)
+    except KafkaException:
+        return  # not an authorization answer: the caller reports it
+    err = metadata.topics.get(topic).error if topic in metadata.topics else None
+    if err is not None and (line := denied(settings, err, operation, topic)):
+        raise AuthorizationError(line)
+
+
 def check_access(settings: Settings, timeout_s: float = 15.0) -> None:
     """Fetch metadata once; raise ``AuthenticationError`` (one line) on an access problem.
 

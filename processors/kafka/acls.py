@@ -35,6 +35,13 @@ def binding(grant: Grant) -> AclBinding:
     )
 
 
+def _exact_filter(acl: AclBinding) -> AclBindingFilter:
+    return AclBindingFilter(
+        acl.restype, acl.name, acl.resource_pattern_type, acl.principal, acl.host,
+        acl.operation, acl.permission_type,
+    )  # fmt: skip
+
+
 def grant_of(acl: AclBinding) -> Grant:
     return Grant(
         acl.principal,
@@ -64,7 +71,7 @@ def apply_grants(
         existing = admin.describe_acls(everything, request_timeout=timeout_s).result(timeout_s)
         have = {grant_of(acl): acl for acl in existing if acl.principal in principals}
         missing = [binding(grant) for grant in sorted(wanted - set(have))]
-        extra = [have[grant] for grant in sorted(set(have) - wanted)]
+        extra = [_exact_filter(have[grant]) for grant in sorted(set(have) - wanted)]
         for future in (
             admin.create_acls(missing, request_timeout=timeout_s).values() if missing else []
         ):
