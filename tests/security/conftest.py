@@ -82,7 +82,7 @@ def secured_cluster(brokers: int, log_dir: Path) -> Iterator[SecureCluster]:
         layout = dataclasses.replace(layout_on_ports(ports[:brokers], ports[brokers:]), secure=True)
         manager = LocalKafka(Path(tmp))
         try:
-            result = manager.up(layout, timeout_s=180)
+            result = manager.up(layout, timeout_s=300)  # only catches a hang: 2 cores, busy
             yield SecureCluster(manager, result.layout.bootstrap_servers, log_dir)
         finally:
             manager.down(timeout_s=20)

@@ -56,7 +56,8 @@ def test_whole_flow_with_one_principal_per_component(
         + [order(i, "cus-flaky", Simulation(fail_attempts=1)) for i in range(3, 6)]
         + [order(i, "cus-suspended") for i in range(6, 9)]
     )
-    summary = produce_orders(cluster.as_user("producer", names), orders)
+    # Fresh topics on a fresh 3-node cluster: leaders settle first; bound generously (a hang).
+    summary = produce_orders(cluster.as_user("producer", names), orders, delivery_timeout_s=90)
     assert summary.delivered == 9, summary
     env = {
         "ORDERFLOW_HANDLER": "tests.security.handlers:suspended_until_fixed",
