@@ -57,6 +57,19 @@ def auth_config(secrets: Mapping[str, Any]) -> AuthConfig:
     return AuthConfig("none")
 
 
+KAFKA_SECTION = "kafka"
+
+
+def kafka_overrides(secrets: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings from the ``[kafka]`` section of ``secrets.toml`` (e.g. ``sasl_username``,
+    ``sasl_password``, ``ssl_ca_location``), so the dashboard's Kafka credentials can live with
+    its other secrets instead of the environment. Unknown keys are ignored by the settings."""
+    section = secrets.get(KAFKA_SECTION)
+    if not isinstance(section, Mapping):
+        return {}
+    return {str(key): value for key, value in section.items() if value is not None}
+
+
 def password_matches(given: str, expected: str) -> bool:
     """Constant-time comparison, so response time does not reveal how much of a guess matched."""
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))

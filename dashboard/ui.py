@@ -15,7 +15,14 @@ import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
 from dashboard import shape
-from dashboard.auth import AuthConfig, auth_config, is_loopback, password_matches
+from dashboard.auth import (
+    AuthConfig,
+    auth_config,
+    is_loopback,
+    kafka_overrides,
+    password_matches,
+)
+from dashboard.throttle import LOGIN_FAILURES, LoginThrottle
 from processors.core import display
 from processors.errors import KafkaUnavailableError, OrderflowError, SettingsError
 from processors.settings import Settings, load_settings
@@ -29,7 +36,7 @@ DEFAULT_REFRESH_S = 2
 
 @st.cache_resource(show_spinner=False)
 def _settings() -> Settings:
-    return load_settings()
+    return load_settings(**kafka_overrides(_secrets()))
 
 
 def settings() -> Settings:
@@ -89,18 +96,43 @@ def gate() -> bool:
     return False
 
 
+@st.cache_resource(show_spinner=False)
+def login_throttle() -> LoginThrottle:
+    """One per dashboard process, shared by every session."""
+    return LoginThrottle()
+
+
+def _client() -> str:
+    """The visitor's address as Streamlit sees it (behind a proxy: the proxy's, so the
+    per-client limit then acts as a global one)."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) and address else "unknown"
+
+
 def _password_form(expected: str) -> None:
     st.title("orderflow")
     with st.form("login"):
         given = st.text_input("Password", type="password", key="login_password")
         submitted = st.form_submit_button("Sign in", type="primary")
-    if submitted:
-        if password_matches(given, expected):
-            st.session_state["authenticated"] = True
-            log.info("login result=ok")
-            st.rerun()
-        log.info("login result=refused")
-        st.error("Wrong password.", icon=":material/lock:")
+    if not submitted:
+        return
+    throttle, client, now = login_throttle(), _client(), time.monotonic()
+    verdict = throttle.check(client, now)
+    if not verdict.allowed:
+        LOGIN_FAILURES.labels(verdict.reason).inc()
+        log.warning("login result=%s client=%s wait_s=%.0f", verdict.reason, client, verdict.wait_s)
+        what = "Too many failed logins" if verdict.reason == "locked_out" else "Slow down"
+        st.error(f"{what}: try again in {verdict.wait_s:.0f} s.", icon=":material/lock_clock:")
+        return
+    if password_matches(given, expected):
+        throttle.succeeded(client)
+        st.session_state["authenticated"] = True
+        log.info("login result=ok client=%s", client)
+        st.rerun()
+    failures = throttle.failed(client, now)
+    LOGIN_FAILURES.labels("wrong_password").inc()
+    log.warning("login result=refused client=%s failures=%d", client, failures)  # never the guess
+    st.error("Wrong password.", icon=":material/lock:")
 
 
 def auth_badge() -> None:

@@ -48,3 +48,17 @@ class StalledError(ProcessorError):
     """A Kafka call did not finish within its budget: a restart (new connections) is the cure."""
 
     exit_code = 3
+
+
+class AuthenticationError(KafkaUnavailableError):
+    """Kafka did not accept the client's identity: wrong or missing credentials, an untrusted
+    certificate, or a protocol the listener does not speak. The message names the user."""
+
+    exit_code = 5
+
+
+class AuthorizationError(OrderflowError):
+    """Kafka refused an operation to an authenticated principal (an ACL denial). The message
+    names the principal, the operation and the resource."""
+
+    exit_code = 6

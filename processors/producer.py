@@ -20,8 +20,8 @@ from confluent_kafka import KafkaError, KafkaException, Message
 
 from processors.core import headers as h
 from processors.core.order import EVENT_TYPE, Order
-from processors.errors import InvalidOrderError, KafkaUnavailableError
-from processors.kafka import clients
+from processors.errors import AuthorizationError, InvalidOrderError, KafkaUnavailableError
+from processors.kafka import access, clients
 from processors.orders_gen import (
     SCENARIOS,
     GeneratedItem,
@@ -142,7 +142,13 @@ class ProduceSummary:
 class _Tracker:
     """Counts delivery reports; called from ``poll``/``flush`` in the producing thread."""
 
-    def __init__(self, progress: Callable[[int, int], None] | None) -> None:
+    def __init__(
+        self,
+        progress: Callable[[int, int], None] | None,
+        denied: Callable[[KafkaError], str | None],
+    ) -> None:
+        self.denied = denied  # KafkaError -> one line if it is an ACL denial, else None
+        self.denial: str | None = None
         self.delivered = 0
         self.failed = 0
         self.causes: Counter[str] = Counter()
@@ -159,6 +165,7 @@ class _Tracker:
         if err is None:
             self.delivered += 1
         else:
+            self.denial = self.denial or self.denied(err)
             self.fail(msg.key(), _error_text(err))
         if self.progress is not None:
             self.progress(self.delivered, self.failed)
@@ -179,10 +186,10 @@ def produce_orders(
     after every delivery report. Returns once every record is acknowledged or has failed; the
     wait is bounded by ``delivery_timeout_s`` after the last send (a broker that is down yields
     failures, not a hang). Ctrl-C stops sending, waits briefly for what is in flight and returns
-    with ``interrupted`` set.
+    with ``interrupted`` set. An ACL denial raises ``AuthorizationError`` once all is settled.
     """
     topic = topic or settings.topic_main
-    tracker = _Tracker(progress)
+    tracker = _Tracker(progress, lambda err: access.denied(settings, err, "WRITE", topic))
     timeout_ms = int(delivery_timeout_s * 1000)
     producer = clients.producer(
         settings,
@@ -237,6 +244,8 @@ def produce_orders(
         elapsed_s=time.monotonic() - started,
         interrupted=interrupted,
     )
+    if tracker.denial:
+        raise AuthorizationError(f"{tracker.denial}; {summary.failed} record(s) not delivered")
     logger.info(
         "produce=done topic=%s delivered=%d failed=%d elapsed_s=%.2f interrupted=%s",
         topic,
@@ -297,6 +306,8 @@ def produce_one(
         )
     err, msg = outcome[0]
     if err is not None:
+        if line := access.denied(settings, err, "WRITE", topic):
+            raise AuthorizationError(line)
         raise KafkaUnavailableError(f"order not delivered to {topic}: {_error_text(err)}")
     values = h.last_values(headers)
     return Delivery(

@@ -42,6 +42,7 @@ from processors.kafka.bounded import GRACE_S, TIMEOUT_CODES
 from processors.liveness import Watchdog
 from processors.logs import event
 from processors.metrics import Metrics, serve
+from processors.runtime import raise_if_denied
 from processors.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -214,6 +215,7 @@ def _recover_or_raise(
     error = f"{type(exc).__name__}: {exc}"
     if cause is None:
         event(logger, "crashed", logging.ERROR, processor=processor, error=type(exc).__name__)
+        raise_if_denied(settings, processor, exc)  # type: ignore[arg-type]  # an ACL: one line
         if isinstance(exc, ProcessorError):
             raise exc
         raise ProcessorError(f"{processor} processor stopped: {error}") from exc

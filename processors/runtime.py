@@ -51,6 +51,27 @@ def transactional_id(settings: Settings, role: Role) -> str:
     return f"orderflow-{role}-{instance_id(settings)}"
 
 
+def raise_if_denied(settings: Settings, role: Role, exc: BaseException) -> None:
+    """Raise ``AuthorizationError`` (principal, operation, resource) if an ACL stopped ``role``."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    from processors.kafka.access import raise_if_denied as raise_denied
+
+    while exc is not None and not isinstance(exc, KafkaException):
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    if exc is None or not exc.args or not isinstance(exc.args[0], KafkaError):
+        return
+    source = settings.topic_main if role == "main" else settings.topic_retry
+    operation, name = {
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: (
+            "WRITE",
+            transactional_id(settings, role),
+        ),
+        KafkaError.GROUP_AUTHORIZATION_FAILED: ("READ", consumer_group(settings, role)),
+    }.get(exc.args[0].code(), ("READ/WRITE", f"{source} or an output topic"))
+    raise_denied(settings, exc, operation, name)
+
+
 def producer_extra(settings: Settings, role: Role) -> dict[str, Any]:
     """librdkafka producer properties of a processor (transactions only in exactly-once)."""
     if settings.processing_guarantee != "exactly-once":

@@ -110,13 +110,21 @@ class Settings(BaseSettings):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
 
+    @field_validator("ssl_ca_location")
+    @classmethod
+    def _ca_readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such CA certificate file: {value}")
+        return value
+
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
         if self.security_protocol.startswith("SASL_") and not (
             self.sasl_username and self.sasl_password
         ):
             raise ValueError(
-                f"security_protocol {self.security_protocol} needs sasl_username and sasl_password"
+                f"security_protocol {self.security_protocol} needs sasl_username and sasl_password "
+                "(ORDERFLOW_SASL_USERNAME, ORDERFLOW_SASL_PASSWORD): no credentials given"
             )
         if self.backoff_max_ms < self.backoff_initial_ms:
             raise ValueError("backoff_max_ms must be at least backoff_initial_ms")

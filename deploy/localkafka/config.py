@@ -45,12 +45,14 @@ class Layout:
     """The cluster's shape: which nodes, on which loopback ports, with which cluster id.
 
     ``backend`` is ``"jar"`` (processes started from the Maven jars) or ``"docker"``.
+    ``secure``: SASL_SSL (SCRAM-SHA-512) for clients, TLS to the controllers, ACLs enforced.
     """
 
     nodes: tuple[Node, ...]
     cluster_id: str = ""
     backend: str = "jar"
     extra_config: Mapping[str, str] = field(default_factory=dict)
+    secure: bool = False
 
     def __post_init__(self) -> None:
         ports = [p for n in self.nodes for p in (n.client_port, n.controller_port)]
@@ -80,12 +82,17 @@ class Layout:
 
     def same_shape(self, other: Layout) -> bool:
         """True when ``other`` has the same nodes, ports and backend (cluster id aside)."""
-        return self.nodes == other.nodes and self.backend == other.backend
+        return (
+            self.nodes == other.nodes
+            and self.backend == other.backend
+            and self.secure == other.secure
+        )
 
     def describe(self) -> str:
-        """e.g. ``1 node on 127.0.0.1:9092`` or ``3 nodes on 127.0.0.1:9092,…``."""
+        """e.g. ``1 node on 127.0.0.1:9092`` or ``3 secured nodes on 127.0.0.1:9092,…``."""
         count = len(self.nodes)
-        return f"{count} node{'s' if count > 1 else ''} on {self.bootstrap_servers}"
+        kind = " secured" if self.secure else ""
+        return f"{count}{kind} node{'s' if count > 1 else ''} on {self.bootstrap_servers}"
 
     def to_json(self) -> str:
         return json.dumps(
@@ -93,6 +100,7 @@ class Layout:
                 "cluster_id": self.cluster_id,
                 "backend": self.backend,
                 "extra_config": dict(self.extra_config),
+                "secure": self.secure,
                 "nodes": [
                     {
                         "node_id": n.node_id,
@@ -118,6 +126,7 @@ class Layout:
                 cluster_id=str(data["cluster_id"]),
                 backend=str(data.get("backend", "jar")),
                 extra_config={str(k): str(v) for k, v in data.get("extra_config", {}).items()},
+                secure=bool(data.get("secure", False)),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise LocalKafkaError(
@@ -151,8 +160,14 @@ def layout_on_ports(client_ports: Sequence[int], controller_ports: Sequence[int]
     )
 
 
-def server_properties(layout: Layout, node: Node, data_dir: Path) -> str:
-    """``server.properties`` for one combined broker+controller node of ``layout``."""
+def server_properties(
+    layout: Layout, node: Node, data_dir: Path, security: Mapping[str, str] | None = None
+) -> str:
+    """``server.properties`` for one combined broker+controller node of ``layout``.
+
+    ``security`` (``deploy.kafka_security.secure_broker_properties``) replaces the PLAINTEXT
+    listeners; the file then holds the broker user's password (the manager makes it 0600).
+    """
     rf, min_isr = layout.replication_factor, layout.min_isr
     props: dict[str, str] = {
         "process.roles": "broker,controller",
@@ -179,6 +194,7 @@ def server_properties(layout: Layout, node: Node, data_dir: Path) -> str:
         "group.initial.rebalance.delay.ms": "0",
         # The default (128 MiB on heap) does not fit a 512 MiB heap; Kafka's test kit uses 2 MiB.
         "log.cleaner.dedupe.buffer.size": "2097152",
+        **(security or {}),
         **layout.extra_config,
     }
     header = f"# Written by `orderflow kafka up` for {node.name}; rewritten on every start.\n"

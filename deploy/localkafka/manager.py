@@ -9,11 +9,14 @@ State lives in one directory (default ``.orderflow/kafka`` under the current dir
     node-<id>/console.log        the JVM's stdout/stderr (start-up crashes land here)
     node-<id>/kafka.pid
     node-<id>/data/              KRaft metadata and topic data (removed by ``down(purge=True)``)
+    security/, clients/          a secured cluster's certificates, passwords and client settings
+                                 (``deploy.localkafka.security``; removed by ``down(purge=True)``)
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import shutil
@@ -22,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.kafka_security import BROKER_USER, secure_broker_properties
 from deploy.localkafka import docker, jars, process, storage
 from deploy.localkafka.config import (
     JIT_GC_OPTS,
@@ -35,8 +39,12 @@ from deploy.localkafka.config import (
 )
 from deploy.localkafka.logs import tail
 from deploy.localkafka.net import is_listening, port_is_free
-from deploy.localkafka.readiness import BrokerStartError, wait_ready
+from deploy.localkafka.readiness import BrokerStartError, loopback_settings, wait_ready
+from deploy.localkafka.security import ClusterSecrets
+from deploy.localkafka.storage import private_file
+from processors.acls import all_grants
 from processors.errors import LocalKafkaError
+from processors.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +75,7 @@ class UpResult:
     layout: Layout
     started: tuple[int, ...]  # node ids this call started; empty when all were already up
     seconds: float
+    clients_dir: Path | None = None  # secured: where clients/<principal>.env were written
 
     @property
     def already_running(self) -> bool:
@@ -124,6 +133,16 @@ class LocalKafka:
     def data_dir(self, node: Node) -> Path:
         return self.node_dir(node) / "data"
 
+    @property
+    def secrets(self) -> ClusterSecrets:
+        return ClusterSecrets(self.state_dir)
+
+    def client_settings(self, layout: Layout, user: str = BROKER_USER) -> Settings:
+        """Settings of a client of ``layout`` (secured: authenticated as ``user``)."""
+        if layout.secure:
+            return self.secrets.settings(user, layout.bootstrap_servers)
+        return loopback_settings(layout.bootstrap_servers)
+
     def recorded_layout(self) -> Layout | None:
         """The layout of the cluster last started from this state dir, if any."""
         path = self.state_dir / LAYOUT_FILE
@@ -159,11 +178,22 @@ class LocalKafka:
         return ["kafka.Kafka", str(self.properties_file(node))]
 
     # --- up -------------------------------------------------------------------------------------
-    def up(self, layout: Layout | None = None, *, timeout_s: float = 120.0) -> UpResult:
+    def up(
+        self,
+        layout: Layout | None = None,
+        *,
+        timeout_s: float = 120.0,
+        names: Settings | None = None,
+        renew_certs: bool = False,
+    ) -> UpResult:
         """Start every node that is not running and return once all N brokers serve metadata.
 
         ``layout`` defaults to the recorded one, else one node on 9092/9093. A no-op (after a
-        readiness check) when everything already runs. Raises ``LocalKafkaError`` for a layout
+        readiness check) when everything already runs. A secured layout also gets (or reuses)
+        its certificates and SCRAM users, the ACLs of every principal for the topic and group
+        names of ``names`` (default: the defaults), and ``clients/<user>.env``; ``renew_certs``
+        issues a new CA and node certificates (the cluster must be stopped). Raises
+        ``LocalKafkaError`` for a layout
         that differs from the recorded one, a port taken by another process, a corrupt data dir,
         missing Java/Maven; ``BrokerStartError`` (with ``log_tail``) if a node dies or the
         cluster is not ready within ``timeout_s``; the nodes this call started are then stopped.
@@ -179,38 +209,59 @@ class LocalKafka:
                 return UpResult(layout, (), time.monotonic() - started_at)
             statuses = [self._node_status(node) for node in layout.nodes]
             to_start = [s.node for s in statuses if not s.running]
+            if layout.secure:
+                if renew_certs and len(to_start) < len(layout.nodes):
+                    raise LocalKafkaError(
+                        "stop the cluster first (`orderflow kafka down`) to renew its certificates"
+                    )
+                if self.secrets.ensure(layout, renew_certs=renew_certs):
+                    self._progress(f"issued TLS certificates in {self.secrets.directory}")
+            client = self.client_settings(layout)
             if not to_start:
                 self._progress("already running; checking it serves metadata")
-                wait_ready(layout, {}, self._tails, deadline=time.monotonic() + timeout_s)
-                return UpResult(layout, (), time.monotonic() - started_at)
+                wait_ready(layout, {}, self._tails, client, deadline=time.monotonic() + timeout_s)
+                return self._secured(layout, (), started_at, names)
             self._check_ports(to_start)
             java = jars.find_java()
             if not jars.is_cached(self.cache_dir):
                 self._progress(f"fetching the Kafka {jars.kafka_version()} jars with Maven (once)")
             jars_dir = jars.ensure_jars(self.cache_dir, self._detail)
             if not layout.cluster_id:
-                layout = Layout(
-                    layout.nodes, storage.random_cluster_id(java, jars_dir),
-                    layout.backend, layout.extra_config,
-                )  # fmt: skip
+                cluster_id = storage.random_cluster_id(java, jars_dir)
+                layout = dataclasses.replace(layout, cluster_id=cluster_id)
             self._prepare(layout, to_start, java, jars_dir)
             self._write_layout(layout)
             pids = self._start(to_start, java, jars_dir)
             try:
                 self._progress(f"waiting for {len(layout.nodes)} broker(s) to serve metadata")
-                wait_ready(layout, pids, self._tails, deadline=started_at + timeout_s)
+                wait_ready(layout, pids, self._tails, client, deadline=started_at + timeout_s)
             except BaseException:
                 process.stop(pids.values(), timeout_s=10)
                 for node in to_start:
                     self.pid_file(node).unlink(missing_ok=True)
                 raise
-        seconds = time.monotonic() - started_at
+            result = self._secured(layout, tuple(n.node_id for n in to_start), started_at, names)
         log.info(
-            "kafka_up nodes=%d started=%s seconds=%.1f bootstrap=%s",
-            len(layout.nodes), ",".join(str(n.node_id) for n in to_start), seconds,
-            layout.bootstrap_servers,
+            "kafka_up nodes=%d started=%s seconds=%.1f bootstrap=%s secure=%s",
+            len(layout.nodes), ",".join(str(n.node_id) for n in to_start), result.seconds,
+            layout.bootstrap_servers, layout.secure,
         )  # fmt: skip
-        return UpResult(layout, tuple(n.node_id for n in to_start), seconds)
+        return result
+
+    def _secured(
+        self, layout: Layout, started: tuple[int, ...], started_at: float, names: Settings | None
+    ) -> UpResult:
+        """The result of ``up``; for a secured cluster once its ACLs and client files are set."""
+        clients_dir = None
+        if layout.secure:
+            self._progress("setting the ACLs of every principal")
+            from processors.kafka.acls import apply_grants
+
+            apply_grants(
+                self.client_settings(layout), all_grants(names or Settings.model_construct())
+            )
+            clients_dir = self.secrets.write_client_files(layout.bootstrap_servers)
+        return UpResult(layout, started, time.monotonic() - started_at, clients_dir)
 
     def _choose_layout(self, requested: Layout | None) -> Layout:
         recorded = self.recorded_layout()
@@ -223,7 +274,7 @@ class LocalKafka:
                 f"{self.state_dir} holds a {recorded.backend} cluster of {recorded.describe()}; "
                 f"run `orderflow kafka down --purge` before starting {requested.describe()}"
             )
-        return Layout(recorded.nodes, recorded.cluster_id, recorded.backend, requested.extra_config)
+        return dataclasses.replace(recorded, extra_config=requested.extra_config)
 
     def _check_ports(self, nodes: list[Node]) -> None:
         ports = {
@@ -249,13 +300,32 @@ class LocalKafka:
             self.pid_file(node).unlink(missing_ok=True)  # stale: the process is gone
             properties = self.properties_file(node)
             log4j = directory / "log4j2.properties"
-            properties.write_text(server_properties(layout, node, self.data_dir(node)))
+            security = self._security_properties(layout, node) if layout.secure else None
+            private_file(properties, server_properties(layout, node, self.data_dir(node), security))
             log4j.write_text(log4j2_properties(self.log_file(node)))
             if storage.needs_format(self.data_dir(node), node, layout.cluster_id):
                 to_format.append((properties, log4j))
         if to_format:
             self._progress(f"formatting KRaft storage of {len(to_format)} node(s)")
-            storage.format_nodes(java, jars_dir, layout.cluster_id, to_format)
+            users = None
+            if layout.secure:
+                users = self.secrets.format_arguments_file(self.secrets.directory / "format.args")
+            try:
+                storage.format_nodes(java, jars_dir, layout.cluster_id, to_format, users)
+            finally:
+                if users is not None:
+                    users.unlink(missing_ok=True)
+
+    def _security_properties(self, layout: Layout, node: Node) -> dict[str, str]:
+        return secure_broker_properties(
+            client_bind=node.client_address,
+            controller_bind=f"{node.client_address.rpartition(':')[0]}:{node.controller_port}",
+            advertised_client=node.client_address,
+            keystore=str(self.secrets.keystore(node)),
+            truststore=str(self.secrets.ca_file),
+            broker_password=self.secrets.passwords()[BROKER_USER],
+            node_principals=[n.name for n in layout.nodes],
+        )
 
     def _start(self, nodes: list[Node], java: str, jars_dir: Path) -> dict[Node, int]:
         self._progress(f"starting {len(nodes)} node(s)")
@@ -309,6 +379,8 @@ class LocalKafka:
             if purge:
                 for node in layout.nodes:
                     shutil.rmtree(self.node_dir(node), ignore_errors=True)
+                shutil.rmtree(self.secrets.directory, ignore_errors=True)
+                shutil.rmtree(self.secrets.clients_dir, ignore_errors=True)
                 (self.state_dir / LAYOUT_FILE).unlink(missing_ok=True)
         if purge:
             with contextlib.suppress(OSError):

@@ -40,9 +40,9 @@ def loopback_settings(bootstrap_servers: str) -> Settings:
     return Settings.model_construct(bootstrap_servers=bootstrap_servers)
 
 
-def broker_count(layout: Layout, timeout_s: float) -> int:
+def broker_count(layout: Layout, timeout_s: float, settings: Settings | None = None) -> int:
     """How many brokers the cluster's metadata lists (0 if the request fails in time)."""
-    admin = admin_client(loopback_settings(layout.bootstrap_servers))
+    admin = admin_client(settings or loopback_settings(layout.bootstrap_servers))
     try:
         return len(admin.list_topics(timeout=max(0.5, timeout_s)).brokers)
     except KafkaException:
@@ -53,10 +53,13 @@ def wait_ready(
     layout: Layout,
     pids: Mapping[Node, int],
     tails: Callable[[Node], list[str]],
+    settings: Settings | None = None,
     *,
     deadline: float,
 ) -> None:
     """Return once every client port accepts connections and metadata lists every node.
+
+    ``settings``: how to connect (default: PLAINTEXT to the layout's bootstrap servers).
 
     ``pids`` are the nodes just started: one exiting fails at once. Raises ``BrokerStartError``
     with ``tails(node)`` of the failing (or first unready) node at ``deadline`` (monotonic).
@@ -75,7 +78,7 @@ def wait_ready(
         closed = [node for node in layout.nodes if not is_listening(node.client_port)]
         seen = 0
         if not closed:
-            seen = broker_count(layout, min(5.0, deadline - time.monotonic()))
+            seen = broker_count(layout, min(5.0, deadline - time.monotonic()), settings)
             if seen >= expected:
                 log.info("kafka_ready brokers=%d seconds=%.1f", seen, time.monotonic() - started)
                 return

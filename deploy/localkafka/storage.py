@@ -55,21 +55,37 @@ def random_cluster_id(java: str, jars: Path) -> str:
     raise LocalKafkaError(f"kafka StorageTool random-uuid printed no id: {output.strip()[:200]}")
 
 
-def format_nodes(java: str, jars: Path, cluster_id: str, nodes: list[tuple[Path, Path]]) -> None:
+def format_nodes(
+    java: str,
+    jars: Path,
+    cluster_id: str,
+    nodes: list[tuple[Path, Path]],
+    arguments_file: Path | None = None,
+) -> None:
     """Format each ``(server.properties, log4j2.properties)`` node with ``cluster_id``, in parallel.
 
     Static quorum (``controller.quorum.voters``), so no ``--standalone``/``--initial-controllers``.
+    ``arguments_file``: more arguments, one per line (the SCRAM users: ``--add-scram …``), read
+    by the tool itself (``@file``) so no password is on a command line.
     """
     if not nodes:
         return
+    more = [f"@{arguments_file}"] if arguments_file is not None else []
 
     def one(paths: tuple[Path, Path]) -> None:
         properties, log4j = paths
-        _storage_tool(java, jars, log4j, "format", "-t", cluster_id, "-c", str(properties))
+        _storage_tool(java, jars, log4j, "format", "-t", cluster_id, "-c", str(properties), *more)
 
     with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
         for future in [pool.submit(one, paths) for paths in nodes]:
             future.result()
+
+
+def private_file(path: Path, text: str) -> None:
+    """Write a config file readable by its owner only (it may hold a password)."""
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text)
 
 
 def needs_format(data_dir: Path, node: Node, cluster_id: str) -> bool:

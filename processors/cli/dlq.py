@@ -29,6 +29,7 @@ from processors.core import headers as h
 from processors.core.routing import DlqReason
 from processors.errors import OrderflowError
 from processors.kafka import tail
+from processors.kafka.access import check_access, raise_if_topic_denied
 from processors.settings import Settings, load_settings
 
 _DURATION = re.compile(r"(\d+)\s*([smhd])")
@@ -105,7 +106,9 @@ def _settings() -> Settings:
     # Errors reach the user through our own messages; librdkafka's connection chatter adds nothing.
     logging.getLogger("processors.kafka.rdkafka").setLevel(logging.CRITICAL)
     settings = load_settings()
+    check_access(settings)
     if not tail.watermarks(settings, [settings.topic_dlq])[settings.topic_dlq]:
+        raise_if_topic_denied(settings, settings.topic_dlq, "READ")
         raise OrderflowError(f"topic {settings.topic_dlq} does not exist")
     return settings
 

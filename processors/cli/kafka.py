@@ -21,7 +21,9 @@ from deploy.localkafka import (
 from deploy.localkafka.config import DEFAULT_CLIENT_PORT
 from deploy.localkafka.jars import ensure_jars, is_cached, kafka_version
 from deploy.localkafka.logs import follow, tail
+from processors.acls import ROLES
 from processors.errors import LocalKafkaError
+from processors.settings import load_settings
 
 _DEFAULT_BOOTSTRAP = f"127.0.0.1:{DEFAULT_CLIENT_PORT}"
 
@@ -59,6 +61,15 @@ def kafka() -> None:
 )
 @click.option("--docker", is_flag=True, help="Run apache/kafka with Docker Compose instead.")
 @click.option(
+    "--secure",
+    is_flag=True,
+    help="SASL_SSL (SCRAM-SHA-512) and TLS everywhere, ACLs per principal; writes each "
+    "principal's settings to <state-dir>/clients/<principal>.env  [default: as last started]",
+)
+@click.option(
+    "--renew-certs", is_flag=True, help="Issue a new CA and node certificates (cluster stopped)."
+)
+@click.option(
     "--timeout", type=click.FloatRange(1, 3600), default=120.0, show_default=True,
     help="Seconds to wait for every broker to serve metadata.",
 )  # fmt: skip
@@ -74,21 +85,34 @@ def up(
     brokers: str | None,
     port: int | None,
     docker: bool,
+    secure: bool,
+    renew_certs: bool,
     timeout: float,
     cache_dir: Path | None,
     state_dir: Path,
 ) -> None:
-    """Start the local cluster and wait until every broker serves metadata (no-op if up)."""
+    """Start the local cluster and wait until every broker serves metadata (no-op if up).
+
+    With --secure the ACLs follow the topic and group names of the settings
+    (ORDERFLOW_TOPIC_*, ORDERFLOW_GROUP_*, orderflow.toml).
+    """
+    if docker and secure:
+        raise LocalKafkaError("--secure needs the jar broker (not --docker)")
     console = Console(stderr=True)
     layout: Layout | None = None
-    if brokers is not None or port is not None or docker:
+    manager = LocalKafka(state_dir, cache_dir=cache_dir)
+    recorded = manager.recorded_layout()
+    secure = secure or (recorded is not None and recorded.secure and not docker)
+    if brokers is not None or port is not None or docker or secure:
         layout = fixed_layout(int(brokers or 1), port or DEFAULT_CLIENT_PORT)
-        if docker:
-            layout = dataclasses.replace(layout, backend="docker")
+        if recorded is not None and brokers is None and port is None:
+            layout = dataclasses.replace(layout, nodes=recorded.nodes)
+        layout = dataclasses.replace(layout, backend="docker" if docker else "jar", secure=secure)
+    names = load_settings() if secure else None
     with _progress(console) as (step, detail):
         manager = LocalKafka(state_dir, cache_dir=cache_dir, progress=step, detail=detail)
         try:
-            result = manager.up(layout, timeout_s=timeout)
+            result = manager.up(layout, timeout_s=timeout, names=names, renew_certs=renew_certs)
         except BrokerStartError as exc:
             for line in exc.log_tail:
                 click.echo(line, err=True)
@@ -101,7 +125,13 @@ def up(
             f"Kafka {kafka_version()} ready in {result.seconds:.1f} s: {result.layout.describe()}"
         )
     click.echo(f"  bootstrap servers: {bootstrap}")
-    if bootstrap != _DEFAULT_BOOTSTRAP:
+    if result.clients_dir is not None:
+        click.echo(
+            f"  SASL_SSL/SCRAM-SHA-512; each principal's settings (mode 0600): "
+            f"{result.clients_dir}/{{{','.join(ROLES)}}}.env"
+        )
+        click.echo(f"  e.g. set -a; . {result.clients_dir}/operator.env; set +a")
+    elif bootstrap != _DEFAULT_BOOTSTRAP:
         click.echo(f"  export ORDERFLOW_BOOTSTRAP_SERVERS={bootstrap}")
     click.echo(f"  logs: orderflow kafka logs   state: {manager.state_dir}")
 

@@ -30,6 +30,7 @@ from rich.progress import (
 
 from processors.core.order import Order, parse_order
 from processors.errors import InvalidOrderError
+from processors.kafka.access import check_access
 from processors.orders_gen import SCENARIOS
 from processors.producer import (
     DEFAULT_DELIVERY_TIMEOUT_S,
@@ -233,6 +234,7 @@ def produce(
     # Failures are reported per order below; librdkafka's connection chatter adds nothing.
     logging.getLogger("processors.kafka.rdkafka").setLevel(logging.CRITICAL)
     settings = load_settings()
+    check_access(settings)
     send = {"topic": topic, "delivery_timeout_s": timeout}
 
     if count is not None:

@@ -40,8 +40,10 @@ def _settings(**options: Any) -> Settings:
 
 def _run(role: str, settings: Settings) -> None:
     from processors import logs
+    from processors.kafka.access import check_access
 
     logs.configure(settings.log_format, settings.log_level)
+    check_access(settings)  # wrong credentials: one line and exit, never a restart loop
     if role == "main":
         from processors.main import run
     else:

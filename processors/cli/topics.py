@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from processors.kafka.access import check_access
 from processors.kafka.topics import describe_topics, provision, raise_on_drift
 from processors.settings import Settings, load_settings
 
@@ -17,7 +18,9 @@ bootstrap_option = click.option(
 
 
 def _settings(**overrides: Any) -> Settings:
-    return load_settings(**{key: value for key, value in overrides.items() if value is not None})
+    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    check_access(settings)
+    return settings
 
 
 @click.group()

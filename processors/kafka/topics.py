@@ -23,6 +23,7 @@ from confluent_kafka.admin import (
 )
 
 from processors.errors import KafkaUnavailableError, TopicDriftError
+from processors.kafka import access
 from processors.kafka.clients import FAILURE_RECORD_LIMIT, MAIN_RECORD_LIMIT, admin_client
 from processors.settings import Settings
 
@@ -311,6 +312,7 @@ class _Admin:
                     and error.code() == KafkaError.TOPIC_ALREADY_EXISTS
                 ):
                     continue
+                access.raise_if_denied(self.settings, exc, "CREATE", f"{name}")
                 raise self.unavailable(f"Kafka refused to create topic {name}", exc) from None
             except TimeoutError as exc:
                 raise self.unavailable(f"creating topic {name} timed out", exc) from None

@@ -50,6 +50,16 @@ def listen_address(request: pytest.FixtureRequest) -> Iterator[None]:
     config.set_option("server.address", before)
 
 
+@pytest.fixture(autouse=True)
+def fresh_login_throttle() -> Iterator[None]:
+    """Each test starts with no failed logins on record (the throttle is per process)."""
+    from dashboard import ui
+
+    ui.login_throttle.clear()
+    yield
+    ui.login_throttle.clear()
+
+
 @pytest.fixture
 def app_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str, str]], None]]:
     """Set the app's environment; the settings cache is cleared before and after each test."""

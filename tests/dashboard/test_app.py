@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.dashboard.conftest import new_app
@@ -135,3 +137,32 @@ def test_bulk_generator_needs_a_scenario_weight() -> None:
     at.button[1].click().run()
     assert not at.exception
     assert "give at least one scenario a weight above 0" in texts(at.error)
+
+
+def test_password_gate_slows_down_and_locks_out_guessing(caplog, monkeypatch) -> None:
+    from dashboard import ui
+    from dashboard.throttle import LoginThrottle
+
+    throttle = LoginThrottle(base_delay_s=3600)  # no AppTest run is ever that slow
+    monkeypatch.setattr(ui, "login_throttle", lambda: throttle)
+    at = new_app({"auth": {"password": "s3cret"}}).run()
+    guesses = ["guess-1", "guess-2"]
+    with caplog.at_level("INFO", logger="dashboard.ui"):
+        for guess in guesses:
+            at.text_input[0].input(guess)
+            at.button[0].click().run()
+            assert "Wrong password." in texts(at.error)
+        at.text_input[0].input("s3cret")  # right, but too soon after two failures
+        at.button[0].click().run()
+    assert "authenticated" not in at.session_state
+    assert any(text.startswith("Slow down: try again in") for text in texts(at.error))
+    refused = [r.getMessage() for r in caplog.records if "login result=" in r.getMessage()]
+    assert len(refused) == 3 and all("guess" not in line for line in refused)
+    assert ui.LOGIN_FAILURES.labels("wrong_password")._value.get() >= 2
+    assert ui.LOGIN_FAILURES.labels("throttled")._value.get() >= 1
+    for _ in range(throttle.client_limit):
+        throttle.failed("unknown", time.monotonic())
+    at.text_input[0].input("s3cret")
+    at.button[0].click().run()
+    assert any(text.startswith("Too many failed logins") for text in texts(at.error))
+    assert "authenticated" not in at.session_state
