@@ -9,7 +9,12 @@ hold every generated file.
 from pyinfra import host, local
 
 local.include("./tasks/common.py")
-local.include("./tasks/docker.py")
+
+# Docker only where a container runs: Kafka's docker runtime, Redpanda Console.
+if ("kafka" in host.groups and host.data.kafka_runtime == "docker") or (
+    "app" in host.groups and host.data.ui_host and host.data.redpanda_console
+):
+    local.include("./tasks/docker.py")
 
 if "kafka" in host.groups:
     local.include("./tasks/kafka.py")
@@ -19,5 +24,5 @@ local.include("./tasks/cluster.py")
 
 if "app" in host.groups:
     local.include("./tasks/app.py")
-    if host.data.ui_host:
+    if host.data.ui_host and host.data.redpanda_console:
         local.include("./tasks/console.py")

@@ -16,6 +16,7 @@ Environment (read here because pyinfra inventories are executed configuration):
                               to each host's public IP)
     ORDERFLOW_SSH_USER        login user of the AMI (default ``ubuntu``)
     ORDERFLOW_SSH_KEY         private key file (default: the SSH agent / ~/.ssh keys)
+    ORDERFLOW_SSH_KNOWN_HOSTS known_hosts file (default: ~/.ssh/known_hosts)
 """
 
 import json
@@ -67,6 +68,8 @@ def _connection(entry: dict, via: str, ssh_user: str, ssh_key: str | None) -> di
     }
     if ssh_key:
         data["ssh_key"] = ssh_key
+    if known_hosts := os.environ.get("ORDERFLOW_SSH_KNOWN_HOSTS"):
+        data["ssh_known_hosts_file"] = known_hosts
     if via == "ssm":
         data["ssh_hostname"] = entry["instance_id"]
         data["ssh_config_file"] = str(_SSM_SSH_CONFIG)

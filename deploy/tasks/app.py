@@ -15,8 +15,10 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.files import File, FileContents
-from pyinfra.operations import apt, files, pip, server, systemd
+from pyinfra.operations import files, pip, server, systemd
 from pyinfra.operations.util import any_changed
+
+from deploy.tasks import packages
 
 DEPLOY_DIR = Path(__file__).resolve().parent.parent
 REPO_DIR = DEPLOY_DIR.parent
@@ -90,10 +92,7 @@ state_dir = data.orderflow_state_dir
 if not state_dir.startswith("/var/lib/"):
     raise DeployError(f"orderflow_state_dir must be under /var/lib/, not {state_dir}")
 
-apt.packages(
-    name="Install Python with venv support",
-    packages=["python3", "python3-venv"],
-)
+packages.install(["python3", "python3-venv"], name="Install Python with venv support")
 
 files.directory(
     name="Create the orderflow install directory",
@@ -134,6 +133,10 @@ files.put(
     mode="644",
 )
 
+# Offline: every dependency from a wheelhouse built here, nothing from PyPI.
+index_options = packages.wheelhouse(wheel, f"{data.orderflow_home}/wheelhouse")
+install_from = f"{index_options} {remote_wheel}" if index_options else remote_wheel
+
 # The marker records which wheel the venv holds; a failed install leaves it unchanged, so the
 # next deploy retries instead of believing the upload was enough.
 restart_triggers = []
@@ -143,10 +146,10 @@ if installed != [wheel_sha256]:
         server.shell(
             name="Install orderflow into the virtualenv",
             commands=[
-                f"{venv}/bin/pip install --quiet --no-cache-dir {remote_wheel}",
+                f"{venv}/bin/pip install --quiet --no-cache-dir {install_from}",
                 # Same version number, new code: replace the package itself too.
                 f"{venv}/bin/pip install --quiet --no-cache-dir --no-deps --force-reinstall "
-                f"{remote_wheel}",
+                f"{install_from}",
                 f"echo {wheel_sha256} > {installed_marker}",
             ],
         )

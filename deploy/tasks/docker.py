@@ -2,16 +2,15 @@
 
 from pyinfra import host
 from pyinfra.facts.server import LinuxDistribution
-from pyinfra.operations import apt, systemd
+from pyinfra.operations import systemd
+
+from deploy.tasks import packages
 
 # Ubuntu ships the compose v2 plugin as docker-compose-v2; Debian (13+) as docker-compose.
 _distro = host.get_fact(LinuxDistribution)["name"]
 _compose_package = "docker-compose-v2" if _distro == "Ubuntu" else "docker-compose"
 
-apt.packages(
-    name="Install Docker engine and compose plugin",
-    packages=["docker.io", _compose_package],
-)
+packages.install(["docker.io", _compose_package], name="Install Docker engine and compose plugin")
 
 systemd.service(
     name="Run Docker at boot",

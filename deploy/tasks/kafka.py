@@ -1,7 +1,10 @@
-"""Kafka hosts: the EBS data volume, then one KRaft node from deploy/files/kafka-compose.yaml.
+"""Kafka hosts: the EBS data volume, then one KRaft node.
 
-Per node the compose file gets an env file rendered from the inventory: node id, this host's
-private IP (advertised and bound), the controller voters of every Kafka host, the cluster id.
+``kafka_runtime: docker`` (default): deploy/files/kafka-compose.yaml, with an env file rendered
+from the inventory per node: node id, this host's private IP (advertised and bound), the
+controller voters of every Kafka host, the cluster id. ``kafka_runtime: jars``: the Kafka jars
+and a systemd unit (tasks/kafka_jars.py). Without a ``data_volume_id`` (hosts you bring
+yourself) the data stays on the root filesystem at ``kafka_mount``.
 """
 
 from pathlib import Path
@@ -12,90 +15,114 @@ from pyinfra.facts.server import Command, Users
 from pyinfra.operations import files, server
 
 from deploy.tasks.compose import compose_project
+from deploy.tasks.kafka_jars import jars_broker
 
 DEPLOY_DIR = Path(__file__).resolve().parent.parent
+RUNTIMES = ("docker", "jars")
 data = host.data
 
-if not data.kafka_data_volume_id:
-    raise DeployError(f"{host.name}: the Pulumi outputs give no data_volume_id for this broker")
-# Nitro instances expose EBS volumes as NVMe disks; this link names the volume, not a slot.
-device = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_" + data.kafka_data_volume_id.replace(
-    "-", ""
-)
+if data.kafka_runtime not in RUNTIMES:
+    raise DeployError(
+        f"kafka_runtime must be one of {', '.join(RUNTIMES)}, not {data.kafka_runtime!r}"
+    )
 quorum_voters = ",".join(
     f"{broker['node_id']}@{broker['private_ip']}:{data.kafka_controller_port}"
     for broker in data.kafka_hosts
 )
 
-# Never format a volume that already holds a filesystem: that would erase the broker's log.
-if not host.get_fact(Command, f"blkid -o value -s TYPE {device} || true"):
-    server.shell(
-        name="Format the Kafka data volume",
-        commands=[
-            f"timeout 300 sh -c 'until [ -b {device} ]; do sleep 2; done'",
-            f"blkid {device} || mkfs.ext4 -q -L {data.kafka_filesystem_label} {device}",
-        ],
+
+def _data_volume(volume_id: str) -> None:
+    # Nitro instances expose EBS volumes as NVMe disks; this link names the volume, not a slot.
+    device = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_" + volume_id.replace("-", "")
+    # Never format a volume that already holds a filesystem: that would erase the broker's log.
+    if not host.get_fact(Command, f"blkid -o value -s TYPE {device} || true"):
+        server.shell(
+            name="Format the Kafka data volume",
+            commands=[
+                f"timeout 300 sh -c 'until [ -b {device} ]; do sleep 2; done'",
+                f"blkid {device} || mkfs.ext4 -q -L {data.kafka_filesystem_label} {device}",
+            ],
+        )
+
+    files.directory(
+        name="Create the Kafka data volume mount point",
+        path=data.kafka_mount,
+        user="root",
+        group="root",
+        mode="755",
     )
 
-files.directory(
-    name="Create the Kafka data volume mount point",
-    path=data.kafka_mount,
-    user="root",
-    group="root",
-    mode="755",
-)
+    files.line(
+        name="Mount the Kafka data volume at boot",
+        path="/etc/fstab",
+        line=f"^{device} ",
+        replace=f"{device} {data.kafka_mount} ext4 defaults,noatime,nofail 0 2",
+    )
 
-files.line(
-    name="Mount the Kafka data volume at boot",
-    path="/etc/fstab",
-    line=f"^{device} ",
-    replace=f"{device} {data.kafka_mount} ext4 defaults,noatime,nofail 0 2",
-)
+    server.mount(
+        name="Mount the Kafka data volume",
+        path=data.kafka_mount,
+        device=device,
+        fs_type="ext4",
+        options=["noatime"],
+    )
 
-server.mount(
-    name="Mount the Kafka data volume",
-    path=data.kafka_mount,
-    device=device,
-    fs_type="ext4",
-    options=["noatime"],
-)
 
-# The image runs as uid 1000; owning the directory by that user's local name keeps this idempotent.
-_uid = data.kafka_container_uid
-_owner = next(
-    (
-        (name, user["group"])
-        for name, user in host.get_fact(Users).items()
-        if user.get("uid") == _uid
-    ),
-    (str(_uid), str(_uid)),
-)
-files.directory(
-    name="Create the Kafka data directory on the volume",
-    path=data.kafka_data_dir,
-    user=_owner[0],
-    group=_owner[1],
-    mode="750",
-)
+if data.kafka_data_volume_id:
+    _data_volume(data.kafka_data_volume_id)
+else:
+    files.directory(
+        name="Create the Kafka data mount point (no data volume: on the root filesystem)",
+        path=data.kafka_mount,
+        user="root",
+        group="root",
+        mode="755",
+    )
 
-compose_project(
-    home=data.kafka_home,
-    project_name="orderflow-kafka",
-    compose_file=DEPLOY_DIR / "files" / "kafka-compose.yaml",
-    env_template=DEPLOY_DIR / "templates" / "kafka.env.j2",
-    subject="Kafka",
-    settings="this node's Kafka settings",
-    service="the Kafka node",
-    kafka_home=data.kafka_home,
-    kafka_image=data.kafka_image,
-    node_id=data.kafka_node_id,
-    cluster_id=data.kafka_cluster_id,
-    private_ip=data.private_ip,
-    client_port=data.kafka_client_port,
-    controller_port=data.kafka_controller_port,
-    quorum_voters=quorum_voters,
-    replication_factor=data.kafka_replication_factor,
-    min_isr=data.kafka_min_isr,
-    data_dir=data.kafka_data_dir,
-    heap_size=data.kafka_heap_size,
-)
+
+def _docker_broker() -> None:
+    # The image runs as uid 1000; owning the directory by its local name keeps this idempotent.
+    _uid = data.kafka_container_uid
+    _owner = next(
+        (
+            (name, user["group"])
+            for name, user in host.get_fact(Users).items()
+            if user.get("uid") == _uid
+        ),
+        (str(_uid), str(_uid)),
+    )
+    files.directory(
+        name="Create the Kafka data directory on the volume",
+        path=data.kafka_data_dir,
+        user=_owner[0],
+        group=_owner[1],
+        mode="750",
+    )
+
+    compose_project(
+        home=data.kafka_home,
+        project_name="orderflow-kafka",
+        compose_file=DEPLOY_DIR / "files" / "kafka-compose.yaml",
+        env_template=DEPLOY_DIR / "templates" / "kafka.env.j2",
+        subject="Kafka",
+        settings="this node's Kafka settings",
+        service="the Kafka node",
+        kafka_home=data.kafka_home,
+        kafka_image=data.kafka_image,
+        node_id=data.kafka_node_id,
+        cluster_id=data.kafka_cluster_id,
+        private_ip=data.private_ip,
+        client_port=data.kafka_client_port,
+        controller_port=data.kafka_controller_port,
+        quorum_voters=quorum_voters,
+        replication_factor=data.kafka_replication_factor,
+        min_isr=data.kafka_min_isr,
+        data_dir=data.kafka_data_dir,
+        heap_size=data.kafka_heap_size,
+    )
+
+
+if data.kafka_runtime == "jars":
+    jars_broker(quorum_voters=quorum_voters)
+else:
+    _docker_broker()
