@@ -6,7 +6,13 @@ Each role is one file under tasks/; the inventory and group_data/ hold every var
 hold every generated file.
 """
 
-from pyinfra import host, local
+from pyinfra import host, inventory, local, state
+from pyinfra.api.exceptions import DeployError
+
+# The brokers form one cluster and the app hosts need all of them: never deploy a part.
+_unreachable = [h.name for h in inventory if h not in state.activated_hosts]
+if _unreachable:
+    raise DeployError(f"cannot reach {', '.join(_unreachable)}: every host is needed, none changed")
 
 local.include("./tasks/common.py")
 

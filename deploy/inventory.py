@@ -113,6 +113,17 @@ def _cluster_data(outputs: dict, kafka_entries: list[dict]) -> dict:
     if node_ids != list(range(1, len(node_ids) + 1)):
         raise InventoryError(f"kafka node ids must be 1..{len(node_ids)}, got {node_ids}")
     brokers = len(kafka_entries)
+    listed = sorted(
+        address.strip().rpartition(":")[0]
+        for address in str(outputs["bootstrap_servers"]).split(",")
+        if address.strip()
+    )
+    if listed != sorted(entry["private_ip"] for entry in kafka_entries):
+        raise InventoryError(
+            f"bootstrap_servers lists {len(listed)} broker(s) ({', '.join(listed) or 'none'}) "
+            f"but the outputs have {brokers} kafka host(s) "
+            f"({', '.join(entry['private_ip'] for entry in kafka_entries)})"
+        )
     replication_factor = min(3, brokers)
     return {
         "region": outputs["region"],

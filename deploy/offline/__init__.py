@@ -8,7 +8,9 @@ Everything here runs locally and caches under ``build/offline/`` of the checkout
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from pyinfra.api.exceptions import DeployError
@@ -33,3 +35,20 @@ def run_local(argv: list[str], what: str, timeout: float) -> str:
         errors = [line for line in lines if line.startswith(("E:", "ERROR:"))]
         raise DeployError(f"{what} failed: {(errors or lines or ['no output'])[-1].strip()}")
     return result.stdout
+
+
+def staging_dir(target: Path) -> Path:
+    """A fresh directory beside ``target`` to build it in (pyinfra prepares hosts at once)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
+
+
+def publish(staging: Path, target: Path) -> Path:
+    """Move a finished ``staging`` into place; a concurrent build that finished first wins."""
+    try:
+        staging.replace(target)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not target.is_dir():
+            raise
+    return target

@@ -13,7 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
-from deploy.offline import CACHE_DIR, run_local
+from deploy.offline import CACHE_DIR, publish, run_local, staging_dir
 
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 LISTS_MAX_AGE_S = 3600
@@ -45,9 +45,8 @@ def fetch_debs(status: str, packages: list[str], sources: str, arch: str) -> Pat
     (apt_dir / "lists" / "partial").mkdir(parents=True, exist_ok=True)
     (apt_dir / "parts").mkdir(exist_ok=True)
     (apt_dir / "sources.list").write_text(sources)
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "partial").mkdir(parents=True)
+    staging = staging_dir(target)
+    (staging / "partial").mkdir()
     (staging / "status").write_text(status)
     options = [
         "-o", f"APT::Architecture={arch}",
@@ -60,6 +59,8 @@ def fetch_debs(status: str, packages: list[str], sources: str, arch: str) -> Pat
         "-o", f"Dir::State::status={staging / 'status'}",
         "-o", f"Dir::Cache::archives={staging}",
         "-o", "Debug::NoLocking=1",
+        # The unprivileged _apt user cannot use these private directories.
+        "-o", "APT::Sandbox::User=root",
         "-o", "APT::Install-Recommends=false",
     ]  # fmt: skip
     lists = apt_dir / "lists"
@@ -77,6 +78,4 @@ def fetch_debs(status: str, packages: list[str], sources: str, arch: str) -> Pat
     )
     (staging / "status").unlink()
     shutil.rmtree(staging / "partial")
-    shutil.rmtree(target, ignore_errors=True)
-    staging.replace(target)
-    return target
+    return publish(staging, target)

@@ -7,11 +7,10 @@ so the host needs no compiler and no index: ``pip install --no-index --find-link
 from __future__ import annotations
 
 import hashlib
-import shutil
 import sys
 from pathlib import Path
 
-from deploy.offline import CACHE_DIR, run_local
+from deploy.offline import CACHE_DIR, publish, run_local, staging_dir
 
 PIP_TIMEOUT_S = 1200
 OLDEST_MANYLINUX_GLIBC_MINOR = 5
@@ -40,8 +39,7 @@ def build_wheelhouse(wheel: Path, python: str, glibc: str, machine: str) -> Path
     target = CACHE_DIR / "wheelhouse" / digest.hexdigest()[:16]
     if target.is_dir():
         return target
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = staging_dir(target)
     platforms = [arg for tag in manylinux_platforms(glibc, machine) for arg in ("--platform", tag)]
     run_local(
         [
@@ -52,6 +50,4 @@ def build_wheelhouse(wheel: Path, python: str, glibc: str, machine: str) -> Path
         "building the orderflow wheelhouse on this machine (offline mode)",
         PIP_TIMEOUT_S,
     )  # fmt: skip
-    shutil.rmtree(target, ignore_errors=True)
-    staging.replace(target)
-    return target
+    return publish(staging, target)

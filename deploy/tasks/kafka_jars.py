@@ -42,6 +42,8 @@ def jars_broker(*, quorum_voters: str) -> None:
         home=data.kafka_mount,
         shell="/usr/sbin/nologin",
         create_home=False,
+        # Its home is the data mount point, root-owned: pyinfra must not chown it every run.
+        ensure_home=False,
     )
     files.directory(
         name="Create the Kafka data directory",

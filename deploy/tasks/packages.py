@@ -14,7 +14,7 @@ from pyinfra import host
 from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import FileContents
-from pyinfra.facts.server import Command
+from pyinfra.facts.server import Command, Which
 from pyinfra.operations import apt, files, server
 
 from deploy.offline.debs import debian_sources, fetch_debs
@@ -67,6 +67,11 @@ def wheelhouse(wheel: Path, remote_dir: str) -> str | None:
     that install from it (``--no-index --find-links …``). Online: ``None`` (use PyPI)."""
     if not is_offline():
         return None
+    if not host.get_fact(Which, command="python3"):
+        raise DeployError(
+            f"{host.name} has no python3: install it first (apt-get install python3; "
+            "every Debian and Ubuntu cloud image has it)"
+        )
     probe = host.get_fact(
         Command,
         'python3 -c \'import platform, sys; print("%d.%d" % sys.version_info[:2], '

@@ -33,10 +33,19 @@ DEFAULT_NAME = "oflab"
 DEFAULT_SUBNET = "198.51.100"  # TEST-NET-2: never routed anywhere, so it cannot leak
 LOGIN_USER = "admin"
 BOOT_TIMEOUT_S = 180
-STOP_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 45
 COMMAND_TIMEOUT_S = 60
-# Device nodes a container needs; bound from this machine's /dev into a tmpfs /dev.
-DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+# Device nodes a container needs (name, major, minor), made afresh in the host's tmpfs /dev.
+# Never bind this machine's nodes: systemd in the host chmods e.g. /dev/console, and a bound
+# /dev/null would change for the whole machine.
+DEVICES = (
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+)
 
 
 def run(argv: list[str], timeout: float = COMMAND_TIMEOUT_S, check: bool = True) -> str:
@@ -154,12 +163,10 @@ class Lab:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for host in list(self.hosts.values()):
-            try:
-                self.stop(host)
-            except TestHostError as error:
-                log.warning("testhost=%s stop_failed=%s", host.name, error)
-        self.purge()
+        try:
+            self.stop(*self.hosts.values())
+        finally:
+            self.purge()
 
     # -- one host -------------------------------------------------------------------------------
 
@@ -285,7 +292,7 @@ class Lab:
         sudoers = root / "etc" / "sudoers.d" / "90-testhost"
         sudoers.write_text(f"{LOGIN_USER} ALL=(ALL) NOPASSWD:ALL\n")
         sudoers.chmod(0o440)
-        # No console here (/dev/console is /dev/null): a getty on it would only fail.
+        # No console here (no /dev/console): a getty on it would only fail.
         getty = root / "etc" / "systemd" / "system" / "console-getty.service"
         getty.unlink(missing_ok=True)
         getty.symlink_to("/dev/null")
@@ -296,16 +303,16 @@ class Lab:
     def _boot_script(name: str, root: Path, cgroup: Path, netns: str) -> str:
         """Shell that moves into the host's cgroup and netns, then runs PID 1 in new namespaces."""
         r = shlex.quote(str(root))
-        devices = " ".join(DEVICES)
+        nodes = "\n".join(
+            f"mknod -m 666 {r}/dev/{n} c {major} {minor}" for n, major, minor in DEVICES
+        )
         inner = f"""set -e
 mount -t proc proc {r}/proc
 mount -t sysfs -o ro sysfs {r}/sys
 mount -t cgroup2 cgroup2 {r}/sys/fs/cgroup
 mount -t tmpfs -o mode=755 tmpfs {r}/run
 mount -t tmpfs -o mode=755 tmpfs {r}/dev
-for d in {devices} console; do touch {r}/dev/$d; done
-for d in {devices}; do mount --bind /dev/$d {r}/dev/$d; done
-mount --bind /dev/null {r}/dev/console
+{nodes}
 mkdir {r}/dev/pts {r}/dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts {r}/dev/pts
 mount -t tmpfs -o mode=1777 tmpfs {r}/dev/shm

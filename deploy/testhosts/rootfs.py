@@ -22,7 +22,17 @@ log = logging.getLogger(__name__)
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
-PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "sudo", "iproute2")
+# openssh-sftp-server: pyinfra uploads over SFTP, which every cloud image serves.
+PACKAGES = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "openssh-sftp-server",
+    "python3",
+    "sudo",
+    "iproute2",
+)
 # debootstrap of these packages takes 3-5 minutes; more only on a very slow mirror.
 BUILD_TIMEOUT_S = 1800
 MARKER = ".orderflow-rootfs-complete"
