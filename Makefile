@@ -33,7 +33,7 @@ test: install ## Run the whole test suite against a real broker
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: install ## Run only the tests that need no broker or browser
-	$(BIN)/pytest -m "not kafka and not browser" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not kafka and not browser and not realhosts" $(PYTEST_ARGS)
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .

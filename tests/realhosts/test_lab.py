@@ -13,6 +13,7 @@ pytestmark = [pytest.mark.realhosts, pytest.mark.slow]
 
 
 def test_hosts_boot_systemd_with_their_own_identity_and_no_route_out(lab: Lab) -> None:
+    devnull = Path("/dev/null").stat()
     one, two = lab.start("one", 1), lab.start("two", 2)
 
     machine_ids = set()
@@ -27,6 +28,13 @@ def test_hosts_boot_systemd_with_their_own_identity_and_no_route_out(lab: Lab) -
         assert routes == [f"{lab.subnet}.0/24 dev eth0 proto kernel scope link src {host.address} "]
         machine_ids.add(machine_id)
     assert len(machine_ids) == 2
+    # Their systemd owns its own /dev: this machine's device nodes are left as they were.
+    after = Path("/dev/null").stat()
+    assert (after.st_mode, after.st_uid, after.st_gid) == (
+        devnull.st_mode,
+        devnull.st_uid,
+        devnull.st_gid,
+    )
     # The hosts see each other on the bridge, and nothing else.
     assert lab.ssh(one, f"timeout 5 bash -c '</dev/tcp/{two.address}/22' && echo ok") == "ok\n"
     with pytest.raises(TestHostError):
