@@ -5,6 +5,7 @@ their unit file.
 """
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -57,6 +58,8 @@ def _build_wheel() -> Path:
     if wheels:
         return wheels[0]
 
+    # With setuptools at hand, no build environment is fetched from PyPI (a flaky step offline).
+    isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
     with tempfile.TemporaryDirectory(prefix="orderflow-wheel-") as tmp:
         tree = Path(tmp) / "src"
         for path in sources:
@@ -64,7 +67,18 @@ def _build_wheel() -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)
         result = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", f"{tmp}/dist", tree],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "-q",
+                *isolation,
+                "-w",
+                f"{tmp}/dist",
+                tree,
+            ],
             capture_output=True,
             text=True,
             # Fixed timestamps inside the archive: the same sources give the same bytes.

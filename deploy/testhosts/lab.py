@@ -225,18 +225,22 @@ class Lab:
         log.info("testhost=%s address=%s pid=%d state=up", name, address, pid)
         return host
 
-    def stop(self, host: TestHost) -> None:
-        """Shut ``host`` down cleanly (systemd's poweroff), then remove its namespace and tree."""
-        if host.alive():
-            os.kill(host.pid, signal.SIGRTMIN + 4)  # systemd: start poweroff.target
+    def stop(self, *hosts: TestHost) -> None:
+        """Shut ``hosts`` down at once (systemd's poweroff; SIGKILL after ``STOP_TIMEOUT_S``),
+        then remove their namespaces and trees."""
+        for host in hosts:
+            if host.alive():
+                os.kill(host.pid, signal.SIGRTMIN + 4)  # systemd: start poweroff.target
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for host in hosts:
             try:
-                host.boot.wait(timeout=STOP_TIMEOUT_S)
+                host.boot.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.warning(
                     "testhost=%s poweroff_timeout_s=%d: killing it", host.name, STOP_TIMEOUT_S
                 )
                 self._kill(host)
-        self._remove(host)
+            self._remove(host)
 
     def crash(self, host: TestHost) -> None:
         """Kill ``host`` like a power cut: SIGKILL its PID 1, then unplug its network."""

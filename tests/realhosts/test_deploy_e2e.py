@@ -70,6 +70,7 @@ def cluster(rootfs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         started = time.monotonic()
         first = run_deploy(lab, outputs)
         elapsed = time.monotonic() - started
+        (state / "first-deploy.log").write_text(first.output)
         assert first.returncode == 0, first.output[-6000:]
         yield Cluster(lab, brokers, app, outputs, first, elapsed)
     assert lab.leftovers() == []
@@ -87,7 +88,7 @@ def test_first_deploy_installs_offline_and_runs_every_service_unprivileged(
     for broker in cluster.brokers:
         assert cluster.unit(broker, "kafka.service", "ActiveState")["ActiveState"] == "active"
         assert lab.ssh(broker, "ps -o user= -C java").split() == ["kafka"]
-        assert lab.ssh(broker, "stat -c %U /var/lib/kafka/data/meta.properties") == "kafka\n"
+        assert lab.ssh(broker, "sudo stat -c %U /var/lib/kafka/data/meta.properties") == "kafka\n"
     for unit in APP_UNITS:
         state = cluster.unit(cluster.app, unit, "ActiveState", "MainPID")
         assert state["ActiveState"] == "active", unit
@@ -106,6 +107,7 @@ def test_second_deploy_changes_nothing_and_restarts_nothing(cluster: Cluster) ->
 
     before = snapshot()
     second = run_deploy(cluster.lab, cluster.outputs)
+    (cluster.outputs.parent / "second-deploy.log").write_text(second.output)
 
     assert second.returncode == 0, second.output[-6000:]
     assert second.changed_operations() == ALWAYS_RUN, second.output[-6000:]
