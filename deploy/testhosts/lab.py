@@ -455,21 +455,20 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _remove_cgroup(path: Path) -> None:
-    """rmdir a cgroup and every cgroup under it, deepest first, once their processes are gone."""
-    if not path.is_dir():
-        return
+    """rmdir a cgroup and every cgroup under it, deepest first, once their processes are gone
+    (they may still be exiting, and systemd inside may be removing its own cgroups meanwhile)."""
     deadline = time.monotonic() + 30
-    for directory in [
-        *sorted((d for d in path.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)),
-        path,
-    ]:
-        while True:
-            try:
-                directory.rmdir()
-                break
-            except FileNotFoundError:
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TestHostError(f"cannot remove cgroup {directory}") from None
-                time.sleep(0.2)
+    while path.exists():
+        for parent, children, _ in os.walk(path, topdown=False):
+            for child in children:
+                with contextlib.suppress(OSError):
+                    os.rmdir(os.path.join(parent, child))
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TestHostError(f"cannot remove cgroup {path}") from None
+            time.sleep(0.2)

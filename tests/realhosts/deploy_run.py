@@ -17,7 +17,7 @@ PYINFRA = Path(sys.executable).with_name("pyinfra")
 # The jars runtime, no Docker container anywhere, a heap that fits a shared 2-core machine.
 DEPLOY_DATA = ("kafka_runtime=jars", "kafka_heap_size=384m", "redpanda_console=false")
 # First deploy: apt fetch, wheelhouse, ~170 MB of uploads, pip install; minutes on a busy machine.
-DEPLOY_TIMEOUT_S = 1800
+DEPLOY_TIMEOUT_S = 2700
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ import pytest
 from deploy.testhosts.lab import Lab, TestHost
 from tests.realhosts.deploy_run import DeployResult, run_deploy, write_outputs
 
-pytestmark = [pytest.mark.realhosts, pytest.mark.slow]
+# The first real-host test may build the rootfs (3-5 min of debootstrap) in its setup.
+pytestmark = [pytest.mark.realhosts, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 # Bad input fails while connecting or preparing: well before anything would be installed.
 BAD_INPUT_TIMEOUT_S = 300

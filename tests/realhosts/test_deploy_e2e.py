@@ -26,7 +26,7 @@ from processors.settings import Settings
 from tests.processors.harness import read_all
 from tests.realhosts.deploy_run import DeployResult, run_deploy, write_outputs
 
-pytestmark = [pytest.mark.realhosts, pytest.mark.slow, pytest.mark.timeout(3600)]
+pytestmark = [pytest.mark.realhosts, pytest.mark.slow, pytest.mark.timeout(5400)]
 
 # Operations that check rather than change, and so report a change on every run: the barrier
 # that waits for every broker, and the idempotent `orderflow topics create`.

@@ -9,7 +9,8 @@ import pytest
 from deploy.testhosts import TestHostError
 from deploy.testhosts.lab import Lab
 
-pytestmark = [pytest.mark.realhosts, pytest.mark.slow]
+# The first real-host test may build the rootfs (3-5 min of debootstrap) in its setup.
+pytestmark = [pytest.mark.realhosts, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
 def test_hosts_boot_systemd_with_their_own_identity_and_no_route_out(lab: Lab) -> None:
