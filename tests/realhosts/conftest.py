@@ -16,6 +16,10 @@ import pytest
 from deploy.testhosts.lab import Lab
 from deploy.testhosts.rootfs import ensure_rootfs, is_built
 
+# The harness's own tests use a lab of their own (names and TEST-NET-3), apart from the deploys'.
+HARNESS_LAB = "ofharn"
+HARNESS_SUBNET = "203.0.113"
+
 
 def _missing() -> str | None:
     if os.geteuid() != 0:
@@ -41,6 +45,6 @@ def rootfs() -> Path:
 @pytest.fixture
 def lab(rootfs: Path, tmp_path: Path) -> Iterator[Lab]:
     """An empty lab; every host started in it is stopped at the end, and nothing is left."""
-    with Lab(tmp_path / "lab", name="oftest", rootfs=rootfs) as running:
+    with Lab(tmp_path / "lab", name=HARNESS_LAB, subnet=HARNESS_SUBNET, rootfs=rootfs) as running:
         yield running
     assert running.leftovers() == []

@@ -8,6 +8,7 @@ import pytest
 
 from deploy.testhosts import TestHostError
 from deploy.testhosts.lab import Lab
+from tests.realhosts.conftest import HARNESS_LAB, HARNESS_SUBNET
 
 # The first real-host test may build the rootfs (3-5 min of debootstrap) in its setup.
 pytestmark = [pytest.mark.realhosts, pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -56,11 +57,11 @@ def test_a_crashed_host_is_gone_at_once_and_the_others_keep_running(lab: Lab) ->
 
 
 def test_purge_removes_what_a_killed_harness_left(rootfs: Path, tmp_path: Path) -> None:
-    lab = Lab(tmp_path / "lab", name="oftest", rootfs=rootfs)
+    lab = Lab(tmp_path / "lab", name=HARNESS_LAB, subnet=HARNESS_SUBNET, rootfs=rootfs)
     lab.__enter__()
     host = lab.start("orphan", 1)
     # The harness dies without stopping its host (SIGKILL of the test process, say).
-    fresh = Lab(tmp_path / "lab", name="oftest", rootfs=rootfs)
+    fresh = Lab(tmp_path / "lab", name=HARNESS_LAB, subnet=HARNESS_SUBNET, rootfs=rootfs)
     assert fresh.leftovers()
 
     fresh.purge()
