@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status test test-fast fuzz chromium lint format bench chaos lock cloud-up cloud-down clean
+.PHONY: help install up down status test test-realhosts test-fast fuzz chromium lint format bench chaos lock cloud-up cloud-down clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -30,8 +30,11 @@ down: ## Stop everything `make up` started
 status: install ## Show what the local stack is running
 	$(ORDERFLOW) status
 
-test: install chromium ## Run the whole test suite against a real broker
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: install chromium ## Run the whole test suite against a real broker (not the 4-host deploy)
+	$(BIN)/pytest -m "not realhosts_e2e" $(PYTEST_ARGS)
+
+test-realhosts: install ## The real-host tests, the 4-host pyinfra deploy included (root; ~30 min)
+	$(BIN)/pytest -m realhosts $(PYTEST_ARGS)
 
 # The browser tests drive Debian's Chromium. Installed here where that is possible (root with
 # apt-get); otherwise they are skipped, and the skip names the command that enables them.
@@ -41,7 +44,7 @@ chromium:
 	  || echo "chromium missing: browser tests will be skipped (sudo apt-get install chromium)"
 
 test-fast: install ## Run only the tests that need no broker or browser
-	$(BIN)/pytest -m "not kafka and not browser" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not kafka and not browser and not realhosts" $(PYTEST_ARGS)
 
 fuzz: install ## Property tests with many examples (the suite runs a few of each)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/fuzz $(PYTEST_ARGS)

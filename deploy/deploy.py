@@ -6,10 +6,21 @@ Each role is one file under tasks/; the inventory and group_data/ hold every var
 hold every generated file.
 """
 
-from pyinfra import host, local
+from pyinfra import host, inventory, local, state
+from pyinfra.api.exceptions import DeployError
+
+# The brokers form one cluster and the app hosts need all of them: never deploy a part.
+_unreachable = [h.name for h in inventory if h not in state.activated_hosts]
+if _unreachable:
+    raise DeployError(f"cannot reach {', '.join(_unreachable)}: every host is needed, none changed")
 
 local.include("./tasks/common.py")
-local.include("./tasks/docker.py")
+
+# Docker only where a container runs: Kafka's docker runtime, Redpanda Console.
+if ("kafka" in host.groups and host.data.kafka_runtime == "docker") or (
+    "app" in host.groups and host.data.ui_host and host.data.redpanda_console
+):
+    local.include("./tasks/docker.py")
 
 if "kafka" in host.groups:
     local.include("./tasks/kafka.py")
@@ -19,5 +30,5 @@ local.include("./tasks/cluster.py")
 
 if "app" in host.groups:
     local.include("./tasks/app.py")
-    if host.data.ui_host:
+    if host.data.ui_host and host.data.redpanda_console:
         local.include("./tasks/console.py")

@@ -18,6 +18,7 @@ Environment (read here because pyinfra inventories are executed configuration):
                               no public IP and no port 22 open to anything)
     ORDERFLOW_SSH_USER        login user of the AMI (default ``ubuntu``)
     ORDERFLOW_SSH_KEY         private key file (default: the SSH agent / ~/.ssh keys)
+    ORDERFLOW_SSH_KNOWN_HOSTS known_hosts file (default: ~/.ssh/known_hosts)
 """
 
 import json
@@ -77,6 +78,8 @@ def _connection(entry: dict, via: str, ssh_user: str, ssh_key: str | None) -> di
     }
     if ssh_key:
         data["ssh_key"] = ssh_key
+    if known_hosts := os.environ.get("ORDERFLOW_SSH_KNOWN_HOSTS"):
+        data["ssh_known_hosts_file"] = known_hosts
     if via not in ("ssm", "public"):
         raise InventoryError(f"ORDERFLOW_SSH_VIA must be 'ssm' or 'public', not {via!r}")
     if via == "public" and entry["public_ip"]:
@@ -116,6 +119,17 @@ def _cluster_data(outputs: dict, kafka_entries: list[dict]) -> dict:
     if node_ids != list(range(1, len(node_ids) + 1)):
         raise InventoryError(f"kafka node ids must be 1..{len(node_ids)}, got {node_ids}")
     brokers = len(kafka_entries)
+    listed = sorted(
+        address.strip().rpartition(":")[0]
+        for address in str(outputs["bootstrap_servers"]).split(",")
+        if address.strip()
+    )
+    if listed != sorted(entry["private_ip"] for entry in kafka_entries):
+        raise InventoryError(
+            f"bootstrap_servers lists {len(listed)} broker(s) ({', '.join(listed) or 'none'}) "
+            f"but the outputs have {brokers} kafka host(s) "
+            f"({', '.join(entry['private_ip'] for entry in kafka_entries)})"
+        )
     replication_factor = min(3, brokers)
     return {
         "region": outputs["region"],

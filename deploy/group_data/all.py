@@ -14,6 +14,13 @@ apt_lock_timeout = 600
 # Base packages on every host.
 base_packages = ["ca-certificates", "curl", "chrony"]
 
+# Install from what this machine uploads (Debian packages, the wheelhouse, the Kafka jars)
+# instead of the internet: True, False, or None to decide per host (no route to PyPI: offline).
+offline = None
+# Offline: apt sources lines of the hosts' release (default: Debian's mirrors for the
+# host's own release; set it for other distributions).
+offline_apt_sources = None
+
 # Kafka's ports, known to brokers (listeners) and to every client host (readiness checks).
 kafka_client_port = 9092
 kafka_controller_port = 9093

@@ -23,6 +23,8 @@ dashboard_port = 8501
 # Only when the dashboard is public (Pulumi publicDashboard): generated on the host at first deploy.
 dashboard_secrets_file = "/etc/orderflow/dashboard-secrets.toml"
 
+# Redpanda Console (a Docker container) on the UI host; False runs no Docker there.
+redpanda_console = True
 console_image = "docker.redpanda.com/redpandadata/console:v3.7.3"
 # As kafka_image_digest (group_data/kafka.py): the index digest of console_image, or None.
 console_image_digest = None

@@ -160,37 +160,52 @@ def layout_on_ports(client_ports: Sequence[int], controller_ports: Sequence[int]
     )
 
 
+def broker_settings(replication_factor: int, min_isr: int) -> dict[str, str]:
+    """Settings every orderflow KRaft node shares, wherever it runs.
+
+    The one source of truth for the local nodes (``server_properties``), the ``jars`` runtime
+    of the deploy (deploy/tasks/kafka_jars.py) and, as ``KAFKA_*`` variables,
+    deploy/files/kafka-compose.yaml (tests/deploy/test_compose.py checks it matches).
+    """
+    rf, isr = str(replication_factor), str(min_isr)
+    return {
+        "process.roles": "broker,controller",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        # Durability: with 3 nodes, RF 3 / min ISR 2 survives one node down without losing an
+        # acknowledged (acks=all) write. Internal topics follow the same rule.
+        "default.replication.factor": rf,
+        "min.insync.replicas": isr,
+        "offsets.topic.replication.factor": rf,
+        "transaction.state.log.replication.factor": rf,
+        "transaction.state.log.min.isr": isr,
+        "share.coordinator.state.topic.replication.factor": rf,
+        "share.coordinator.state.topic.min.isr": isr,
+        "unclean.leader.election.enable": "false",
+        # Topics are created on purpose by `orderflow topics create`, never by a typo.
+        "auto.create.topics.enable": "false",
+    }
+
+
 def server_properties(
     layout: Layout, node: Node, data_dir: Path, security: Mapping[str, str] | None = None
 ) -> str:
     """``server.properties`` for one combined broker+controller node of ``layout``.
 
-    ``security`` (``deploy.kafka_security.secure_broker_properties``) replaces the PLAINTEXT
+    ``security`` (``broker_security.secure_broker_properties``) replaces the PLAINTEXT
     listeners; the file then holds the broker user's password (the manager makes it 0600).
     """
-    rf, min_isr = layout.replication_factor, layout.min_isr
     props: dict[str, str] = {
-        "process.roles": "broker,controller",
         "node.id": str(node.node_id),
         "controller.quorum.voters": layout.quorum_voters,
         "listeners": (
             f"PLAINTEXT://{LOOPBACK}:{node.client_port},CONTROLLER://{LOOPBACK}:{node.controller_port}"
         ),
         "advertised.listeners": f"PLAINTEXT://{node.client_address}",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "log.dirs": str(data_dir),
         "num.partitions": "1",
-        "default.replication.factor": str(rf),
-        "min.insync.replicas": str(min_isr),
-        "offsets.topic.replication.factor": str(rf),
-        "transaction.state.log.replication.factor": str(rf),
-        "transaction.state.log.min.isr": str(min_isr),
-        "share.coordinator.state.topic.replication.factor": str(rf),
-        "share.coordinator.state.topic.min.isr": str(min_isr),
-        # Topics are created on purpose by `orderflow topics create`, never by a typo.
-        "auto.create.topics.enable": "false",
+        **broker_settings(layout.replication_factor, layout.min_isr),
         "group.initial.rebalance.delay.ms": "0",
         # The default (128 MiB on heap) does not fit a 512 MiB heap; Kafka's test kit uses 2 MiB.
         "log.cleaner.dedupe.buffer.size": "2097152",

@@ -25,8 +25,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.kafka_security import BROKER_USER, secure_broker_properties
 from deploy.localkafka import docker, jars, process, storage
+from deploy.localkafka.broker_security import BROKER_USER, secure_broker_properties
 from deploy.localkafka.config import (
     JIT_GC_OPTS,
     LAYOUT_FILE,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from deploy.kafka_security import BROKER_USER, SCRAM_MECHANISM, scram_format_arguments
+from deploy.localkafka.broker_security import BROKER_USER, SCRAM_MECHANISM, scram_format_arguments
 from deploy.localkafka.certs import (
     CA_CERT,
     NodeIdentity,

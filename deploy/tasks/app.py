@@ -5,6 +5,7 @@ their unit file.
 """
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -15,8 +16,10 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.files import File, FileContents
-from pyinfra.operations import apt, files, pip, server, systemd
+from pyinfra.operations import files, pip, server, systemd
 from pyinfra.operations.util import any_changed
+
+from deploy.tasks import packages
 
 DEPLOY_DIR = Path(__file__).resolve().parent.parent
 REPO_DIR = DEPLOY_DIR.parent
@@ -55,6 +58,8 @@ def _build_wheel() -> Path:
     if wheels:
         return wheels[0]
 
+    # With setuptools at hand, no build environment is fetched from PyPI (a flaky step offline).
+    isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
     with tempfile.TemporaryDirectory(prefix="orderflow-wheel-") as tmp:
         tree = Path(tmp) / "src"
         for path in sources:
@@ -62,7 +67,18 @@ def _build_wheel() -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)
         result = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", f"{tmp}/dist", tree],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "-q",
+                *isolation,
+                "-w",
+                f"{tmp}/dist",
+                tree,
+            ],
             capture_output=True,
             text=True,
             # Fixed timestamps inside the archive: the same sources give the same bytes.
@@ -96,10 +112,7 @@ state_dir = data.orderflow_state_dir
 if not state_dir.startswith("/var/lib/"):
     raise DeployError(f"orderflow_state_dir must be under /var/lib/, not {state_dir}")
 
-apt.packages(
-    name="Install Python with venv support",
-    packages=["python3", "python3-venv"],
-)
+packages.install(["python3", "python3-venv"], name="Install Python with venv support")
 
 files.directory(
     name="Create the orderflow install directory",
@@ -149,6 +162,24 @@ files.put(
     mode="644",
 )
 
+# Offline: every dependency from a wheelhouse built here, nothing from PyPI (the hash lock is
+# for the hosts' own index access; the wheelhouse is built for the host's Python and platform).
+index_options = packages.wheelhouse(wheel, f"{data.orderflow_home}/wheelhouse")
+if index_options:
+    install_commands = [
+        f"{venv}/bin/pip install --quiet --no-cache-dir {index_options} {remote_wheel}",
+        # Same version number, new code: replace the package itself too.
+        f"{venv}/bin/pip install --quiet --no-cache-dir --no-deps --force-reinstall "
+        f"{index_options} {remote_wheel}",
+    ]
+else:
+    install_commands = [
+        # Every file checked against its locked hash; anything unpinned is refused.
+        f"{venv}/bin/pip install --quiet --no-cache-dir --require-hashes -r {remote_lock}",
+        # Our own wheel (built here, not on PyPI) on top, without resolving anything.
+        f"{venv}/bin/pip install --quiet --no-cache-dir --no-deps --force-reinstall {remote_wheel}",
+    ]
+
 # The marker records which wheel the venv holds; a failed install leaves it unchanged, so the
 # next deploy retries instead of believing the upload was enough.
 restart_triggers = []
@@ -158,11 +189,7 @@ if installed != [install_id]:
         server.shell(
             name="Install orderflow into the virtualenv",
             commands=[
-                # Every file checked against its locked hash; anything unpinned is refused.
-                f"{venv}/bin/pip install --quiet --no-cache-dir --require-hashes -r {remote_lock}",
-                # Our own wheel (built here, not on PyPI) on top, without resolving anything.
-                f"{venv}/bin/pip install --quiet --no-cache-dir --no-deps --force-reinstall "
-                f"{remote_wheel}",
+                *install_commands,
                 f"echo {install_id} > {installed_marker}",
             ],
         )

@@ -5,7 +5,9 @@ from io import StringIO
 from pathlib import Path
 
 from pyinfra import host
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import files, server, systemd
+
+from deploy.tasks import packages
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -34,12 +36,7 @@ files.put(
     mode="644",
 )
 
-apt.packages(
-    name="Install base packages",
-    packages=host.data.base_packages,
-    update=True,
-    cache_time=3600,
-)
+packages.install(host.data.base_packages, name="Install base packages", update=True)
 
 server.group(
     name="Create the orderflow system group",

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from deploy.localkafka.config import broker_settings
 from tests.deploy.conftest import REPO, SAMPLE_OUTPUTS, Report
 
 KAFKA_COMPOSE = REPO / "deploy" / "files" / "kafka-compose.yaml"
@@ -123,6 +124,15 @@ def test_kafka_defaults_give_one_loopback_node() -> None:
     assert properties["transaction.state.log.min.isr"] == "1"
     assert properties["log.dirs"] == "/var/lib/kafka/data"
     assert kafka["volumes"] == ["kafka-data:/var/lib/kafka/data"]
+
+
+@pytest.mark.parametrize(("rf", "min_isr"), [(1, 1), (3, 2)])
+def test_kafka_compose_carries_the_shared_broker_settings(rf: int, min_isr: int) -> None:
+    """The compose file, the local nodes and the jars runtime share ``broker_settings``."""
+    env = {"CLUSTER_ID": "x", "REPLICATION_FACTOR": str(rf), "MIN_ISR": str(min_isr)}
+    properties = kafka_properties(resolved(KAFKA_COMPOSE, env)["services"]["kafka"]["environment"])
+    shared = broker_settings(rf, min_isr)
+    assert {key: properties.get(key) for key in shared} == shared
 
 
 def test_kafka_compose_refuses_to_start_without_a_cluster_id() -> None:

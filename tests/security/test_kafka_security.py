@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.kafka_security import (
+from deploy.localkafka.broker_security import (
     check_secret,
     scram_format_arguments,
     scram_jaas,

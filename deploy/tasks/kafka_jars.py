@@ -1,0 +1,141 @@
+"""Kafka hosts, ``kafka_runtime: jars``: the Apache Kafka jars and a systemd unit, no Docker.
+
+The jars are the ones ``orderflow kafka`` runs locally, uploaded from this machine's cache
+(fetched from Maven Central first if needed); the node runs as the unprivileged ``kafka`` user
+with its log on the data volume path. Settings shared with the local cluster and the compose
+file come from ``deploy.localkafka.config.broker_settings``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.facts.files import File
+from pyinfra.operations import files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from deploy.localkafka.config import broker_settings
+from deploy.localkafka.jars import ensure_jars, kafka_version
+from deploy.tasks import packages
+
+DEPLOY_DIR = Path(__file__).resolve().parent.parent
+PROPERTIES = "/etc/kafka/server.properties"
+LOG4J_CONFIG = "/etc/kafka/log4j2.properties"
+
+
+def jars_broker(*, quorum_voters: str) -> None:
+    """One KRaft node (broker + controller) of the jars runtime on the current host."""
+    data = host.data
+    user = data.kafka_user
+    version = kafka_version()
+    jars_dir = f"{data.kafka_home}/kafka-{version}/jars"
+
+    packages.install([data.kafka_java_package], name="Install Java for Kafka")
+    server.group(name="Create the kafka system group", group=user, system=True)
+    # No login shell, no password, no SSH keys; it owns only the data directory.
+    server.user(
+        name="Create the kafka system user",
+        user=user,
+        group=user,
+        system=True,
+        home=data.kafka_mount,
+        shell="/usr/sbin/nologin",
+        create_home=False,
+        # Its home is the data mount point, root-owned: pyinfra must not chown it every run.
+        ensure_home=False,
+    )
+    files.directory(
+        name="Create the Kafka data directory",
+        path=data.kafka_data_dir,
+        user=user,
+        group=user,
+        mode="750",
+    )
+    jars = files.sync(
+        name=f"Upload the Kafka {version} jars",
+        src=str(ensure_jars()),
+        dest=jars_dir,
+        user="root",
+        group="root",
+        mode="644",
+        dir_mode="755",
+        delete=True,
+    )
+    files.directory(
+        name="Create the Kafka settings directory",
+        path="/etc/kafka",
+        user="root",
+        group=user,
+        mode="750",
+    )
+    address = data.private_ip
+    properties = files.template(
+        name="Render this node's Kafka settings",
+        src=str(DEPLOY_DIR / "templates" / "kafka-server.properties.j2"),
+        dest=PROPERTIES,
+        user="root",
+        group=user,
+        mode="640",
+        properties={
+            "node.id": data.kafka_node_id,
+            "controller.quorum.voters": quorum_voters,
+            "listeners": (
+                f"PLAINTEXT://{address}:{data.kafka_client_port},"
+                f"CONTROLLER://{address}:{data.kafka_controller_port}"
+            ),
+            "advertised.listeners": (
+                f"PLAINTEXT://{address}:{data.kafka_client_port},"
+                f"CONTROLLER://{address}:{data.kafka_controller_port}"
+            ),
+            "log.dirs": data.kafka_data_dir,
+            **broker_settings(data.kafka_replication_factor, data.kafka_min_isr),
+        },
+    )
+    log4j = files.put(
+        name="Upload Kafka's logging settings",
+        src=str(DEPLOY_DIR / "files" / "kafka-log4j2.properties"),
+        dest=LOG4J_CONFIG,
+        user="root",
+        group=user,
+        mode="640",
+    )
+    if host.get_fact(File, path=f"{data.kafka_data_dir}/meta.properties") is None:
+        server.shell(
+            name="Format this node's Kafka storage (once: an existing log is never touched)",
+            commands=[
+                f"runuser -u {user} -- /usr/bin/java -Dlog4j2.configurationFile={LOG4J_CONFIG} "
+                f"-cp '{jars_dir}/*' kafka.tools.StorageTool format --ignore-formatted "
+                f"-t {data.kafka_cluster_id} -c {PROPERTIES}"
+            ],
+        )
+    unit = files.template(
+        name="Install the kafka.service unit",
+        src=str(DEPLOY_DIR / "templates" / "kafka.service.j2"),
+        dest="/etc/systemd/system/kafka.service",
+        user="root",
+        group="root",
+        mode="644",
+        version=version,
+        node_id=data.kafka_node_id,
+        kafka_user=user,
+        heap_size=data.kafka_heap_size,
+        log4j_config=LOG4J_CONFIG,
+        jars_dir=jars_dir,
+        properties=PROPERTIES,
+        data_dir=data.kafka_data_dir,
+    )
+    systemd.daemon_reload(name="Reload systemd units (Kafka)", _if=unit.did_change)
+    # One broker at a time, each back on its client port before the next: no quorum loss.
+    server.shell(
+        name="Restart Kafka, one node at a time (jars, settings or unit changed)",
+        commands=[
+            "systemctl try-restart kafka.service",
+            "! systemctl is-active --quiet kafka.service || timeout 300 bash -c "
+            f"'until (exec 3<>/dev/tcp/{address}/{data.kafka_client_port}) 2>/dev/null; "
+            "do sleep 2; done'",
+        ],
+        _if=any_changed(jars, properties, log4j, unit),
+        _serial=True,
+    )
+    systemd.service(name="Run Kafka at boot", service="kafka.service", running=True, enabled=True)
