@@ -58,6 +58,8 @@ def write_outputs(path: Path, kafka: list[TestHost], app: list[TestHost], **extr
         "bootstrap_servers": ",".join(f"{host.address}:9092" for host in kafka),
         "dashboard_url": "http://localhost:8501",
         "console_url": None,
+        # A KRaft cluster id (22 characters of URL-safe base64), fixed for the lab's clusters.
+        "kafka_cluster_id": "b3JkZXJmbG93LXRlc3RsYQ",
         "hosts": entries,
         **extra,
     }
