@@ -8,6 +8,7 @@ this machine has installed or runs. Needs apt-get and the archive's keyring here
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import shutil
 import time
@@ -64,13 +65,17 @@ def fetch_debs(status: str, packages: list[str], sources: str, arch: str) -> Pat
         "-o", "APT::Install-Recommends=false",
     ]  # fmt: skip
     lists = apt_dir / "lists"
-    fresh = any(lists.glob("*_Packages*")) and (
-        time.time() - lists.stat().st_mtime < LISTS_MAX_AGE_S
-    )
     what = "fetching the hosts' Debian packages on this machine (offline mode)"
-    if not fresh:
-        run_local(["apt-get", "-q", *options, "update"], what, APT_TIMEOUT_S)
-        lists.touch()
+    # pyinfra prepares hosts at once: one `apt-get update` of these lists at a time (apt's own
+    # lock is off, Debug::NoLocking), and the others then find them fresh.
+    with (apt_dir / "update.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        fresh = any(lists.glob("*_Packages*")) and (
+            time.time() - lists.stat().st_mtime < LISTS_MAX_AGE_S
+        )
+        if not fresh:
+            run_local(["apt-get", "-q", *options, "update"], what, APT_TIMEOUT_S)
+            lists.touch()
     run_local(
         ["apt-get", "-q", "-y", *options, "install", "--download-only", *packages],
         what,

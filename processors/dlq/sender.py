@@ -126,8 +126,13 @@ class Sender:
         delivery_ms = int(self.delivery_timeout_s * 1000)
         overrides: dict[str, Any] = {
             "message.timeout.ms": delivery_ms,
-            # Any dead letter the DLQ holds may go back; the target topic's limit decides.
-            "message.max.bytes": clients.FAILURE_RECORD_LIMIT,
+            # At-least-once: any dead letter the DLQ holds may go back and the target topic's
+            # limit decides (a refusal skips that record). Exactly-once: a refusal by the broker
+            # would abort the whole transaction, so records over the main topic's limit are
+            # refused here, by the client, before they join it.
+            "message.max.bytes": clients.MAIN_RECORD_LIMIT
+            if self.transactional_id is not None
+            else clients.FAILURE_RECORD_LIMIT,
         }
         if self.transactional_id is not None:
             # librdkafka: a delivery may not outlive the transaction it belongs to.
