@@ -28,7 +28,6 @@ from tests.realhosts.deploy_run import DeployResult, run_deploy, write_outputs
 
 pytestmark = [
     pytest.mark.realhosts,
-    pytest.mark.realhosts_e2e,
     pytest.mark.slow,
     pytest.mark.timeout(5400),
 ]
