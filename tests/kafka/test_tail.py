@@ -32,7 +32,7 @@ def test_read_tail_returns_newest_per_partition_newest_first(kafka_settings) -> 
     assert [r.offset for r in by_partition[0]] == list(range(29, 19, -1))
     assert [r.offset for r in by_partition[1]] == list(range(4, -1, -1))
     assert by_partition[0][0].key == b"a-29" and by_partition[0][0].value == b"v29"
-    assert by_partition[0][0].headers == [("h", b"29")]
+    assert by_partition[0][0].headers == (("h", b"29"),)
     stamps = [(r.timestamp_ms, r.offset) for r in records]
     assert stamps == sorted(stamps, reverse=True)
     assert records[0].ref == f"{topic}:{records[0].partition}:{records[0].offset}"
