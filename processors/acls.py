@@ -41,6 +41,10 @@ class Grant:
     operation: str  # Kafka's AclOperation name: READ, WRITE, DESCRIBE, CREATE…
 
 
+# processors.dlq.replay.transactional_id: orderflow-dlq-replay.<group> / orderflow-dlq-redrive.<run>
+REPLAY_TRANSACTION_PREFIX = "orderflow-dlq-"
+
+
 def principal(username: str) -> str:
     return f"User:{username}"
 
@@ -76,16 +80,21 @@ def grants(role: Role, settings: Settings, username: str | None = None) -> list[
     elif role == "producer":
         allow("TOPIC", settings.topic_main, "WRITE", "DESCRIBE")
     elif role == "operator":
-        for topic in settings.all_topics:
+        for topic in (*settings.all_topics, settings.topic_redriven):
             allow("TOPIC", topic, "READ", "DESCRIBE", "DESCRIBE_CONFIGS")
-        for topic in (settings.topic_main, settings.topic_retry):
+        # Redrive: republish to main or retry, and record each in the ledger, in one
+        # transaction (exactly-once) under the replay's transactional ids.
+        for topic in (settings.topic_main, settings.topic_retry, settings.topic_redriven):
             allow("TOPIC", topic, "WRITE")
+        allow(
+            "TRANSACTIONAL_ID", REPLAY_TRANSACTION_PREFIX, "WRITE", "DESCRIBE", pattern="PREFIXED"
+        )
         allow("GROUP", TAIL_GROUP, "READ", "DESCRIBE")
         allow("GROUP", REPLAY_GROUP_PREFIX, "READ", "DESCRIBE", pattern="PREFIXED")
         for group in (settings.group_main, settings.group_retry):
             allow("GROUP", group, "DESCRIBE")
     elif role == "admin":
-        for topic in settings.all_topics:
+        for topic in (*settings.all_topics, settings.topic_redriven):
             allow(
                 "TOPIC", topic, "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS", "ALTER",
                 "ALTER_CONFIGS", "DELETE",

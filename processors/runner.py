@@ -213,9 +213,9 @@ def _recover_or_raise(
 ) -> float:
     """Raise ``ProcessorError`` (exit) or return the backoff before new clients."""
     error = f"{type(exc).__name__}: {exc}"
+    raise_if_denied(settings, processor, exc)  # type: ignore[arg-type]  # an ACL: one line, no retry
     if cause is None:
         event(logger, "crashed", logging.ERROR, processor=processor, error=type(exc).__name__)
-        raise_if_denied(settings, processor, exc)  # type: ignore[arg-type]  # an ACL: one line
         if isinstance(exc, ProcessorError):
             raise exc
         raise ProcessorError(f"{processor} processor stopped: {error}") from exc
@@ -265,10 +265,12 @@ def standalone(run: Callable[[Settings], None]) -> None:
     """Entry point of ``python -m processors.main|retry``: settings from the environment only;
     an ``OrderflowError`` becomes one line on stderr and its exit code."""
     from processors import logs
+    from processors.kafka.access import check_access
 
     try:
         settings = load_settings()
         logs.configure(settings.log_format, settings.log_level)
+        check_access(settings)  # wrong credentials: one line and exit, never a restart loop
         run(settings)
     except OrderflowError as exc:
         print(f"orderflow: error: {exc}", file=sys.stderr)

@@ -10,7 +10,7 @@ from processors.settings import Settings
 
 NAMES = Settings.model_construct(
     topic_main="a.v1", topic_retry="a.retry", topic_dlq="a.dlq", topic_processed="a.done",
-    group_main="ga-main", group_retry="ga-retry", instance_id="i-1",
+    topic_redriven="a.redriven", group_main="ga-main", group_retry="ga-retry", instance_id="i-1",
 )  # fmt: skip
 
 
@@ -51,10 +51,13 @@ def test_producer_only_writes_the_main_topic() -> None:
 
 
 def test_operator_reads_everything_writes_main_and_retry_deletes_nothing() -> None:
-    for topic in ("a.v1", "a.retry", "a.dlq", "a.done"):
+    for topic in ("a.v1", "a.retry", "a.dlq", "a.done", "a.redriven"):
         assert {"READ", "DESCRIBE"} <= ops("operator", "TOPIC", topic)
-    writable = {g.name for g in grants("operator", NAMES) if g.operation == "WRITE"}
-    assert writable == {"a.v1", "a.retry"}
+    operator = grants("operator", NAMES)
+    writable = {g.name for g in operator if g.operation == "WRITE" and g.resource_type == "TOPIC"}
+    assert writable == {"a.v1", "a.retry", "a.redriven"}  # redrive, and its ledger
+    transactions = {(g.name, g.pattern) for g in operator if g.resource_type == "TRANSACTIONAL_ID"}
+    assert transactions == {("orderflow-dlq-", "PREFIXED")}  # the replay's own ids only
     forbidden = {"CREATE", "DELETE", "ALTER", "ALTER_CONFIGS", "ALL"}
     assert not forbidden & {g.operation for g in grants("operator", NAMES)}
     assert ops("operator", "GROUP", "ga-main") == {"DESCRIBE"}  # lag only, never join
@@ -71,7 +74,7 @@ def test_no_wildcards_and_names_follow_the_settings() -> None:
     assert {g.principal for g in every} == {f"User:{r}" for r in ROLES}
     assert all(g.name != "*" and g.operation != "ALL" for g in every)
     topics = {g.name for g in every if g.resource_type == "TOPIC"}
-    assert topics == {"a.v1", "a.retry", "a.dlq", "a.done"}
+    assert topics == {"a.v1", "a.retry", "a.dlq", "a.done", "a.redriven"}
 
 
 def test_no_processed_topic_means_no_grant_for_it() -> None:
