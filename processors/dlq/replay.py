@@ -258,7 +258,7 @@ def _loop(run: Run, consumer: Consumer, sender: Sender | None) -> None:
                 try:
                     handled = _handle(run, message, consumer, sender, pacer)
                 except (TransactionAbortedError, ProducerFencedError) as exc:
-                    run.recover(consumer, sender, exc)  # type: ignore[arg-type]
+                    run.recover(sender, exc)  # type: ignore[arg-type]
                     pending = _assign(run, consumer)
                     rewound = True
                     break

@@ -383,7 +383,7 @@ class Run:
                 )
             self._commit_offsets(consumer, sender, done)
         except (TransactionAbortedError, ProducerFencedError) as exc:
-            self.recover(consumer, sender, exc)
+            self.recover(sender, exc)
             return False
         self._merge()
         return True
@@ -443,15 +443,10 @@ class Run:
         if len(self.report.replayed_refs) < MAX_LISTED:
             self.report.replayed_refs.append(entry.ref)
 
-    def recover(
-        self,
-        consumer: Consumer | None,
-        sender: Sender,
-        exc: TransactionAbortedError | ProducerFencedError,
-    ) -> None:
-        """Abort (or, fenced, renew the producer), then rewind to the last commit. A commit
-        whose outcome was unknown is settled by reading back what this run wrote to the
-        ledger."""
+    def recover(self, sender: Sender, exc: TransactionAbortedError | ProducerFencedError) -> None:
+        """Abort (or, fenced, renew the producer), then move the position back to the last
+        commit; the caller re-assigns the consumer there, once. A commit whose outcome was
+        unknown is settled by reading back what this run wrote to the ledger."""
         why, renew = str(exc), isinstance(exc, ProducerFencedError)
         self.recoveries_in_a_row += 1
         self.report.recoveries += 1
@@ -473,20 +468,10 @@ class Run:
         self.batch = Batch()
         if renew:
             sender.renew()
+            self._settle_ledger()
         else:
             sender.abort()
-        if renew:
-            self._settle_ledger()
         self.position = dict(self.committed_position)
-        if consumer is None:  # a single edited record: nothing to rewind
-            return
-        consumer.assign(
-            [
-                TopicPartition(self.topic, p, self.position[p])
-                for p, (_, end) in self.plan.items()
-                if self.position[p] < end
-            ]
-        )
 
     def _settle_ledger(self) -> None:
         """Read the ledger records written since the run began: entries of this run that are

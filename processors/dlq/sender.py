@@ -29,10 +29,12 @@ from processors.settings import Settings
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 Headers = list[tuple[str, bytes]]
-# A coordinator still loading or moving (a new or restarted broker): worth asking again,
-# although librdkafka does not flag all of these retriable.
+# A coordinator still loading or moving (a new or restarted broker), or still finishing the
+# abort of an earlier producer's transaction with this id (a rerun right after a frozen or
+# killed run): worth asking again, although librdkafka does not flag all of these retriable.
 COORDINATOR_SETTLING = frozenset(
     {
+        KafkaError.CONCURRENT_TRANSACTIONS,
         KafkaError.NOT_COORDINATOR,
         KafkaError.COORDINATOR_NOT_AVAILABLE,
         KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
