@@ -9,8 +9,10 @@ it). librdkafka delivers a client's lines only when that client is polled.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from confluent_kafka import Consumer
@@ -25,6 +27,7 @@ ConnectionKey = tuple[tuple[str, str], ...]
 
 _admins: dict[ConnectionKey, AdminClient] = {}
 _admins_lock = threading.Lock()
+_offset_readers: dict[tuple[ConnectionKey, str], tuple[Consumer, threading.Lock]] = {}
 
 
 def connection_key(settings: Settings) -> ConnectionKey:
@@ -50,3 +53,24 @@ def admin(settings: Settings) -> AdminClient:
             client = _admins[key] = clients.admin_client(settings, logger=RDKAFKA_LOGGER)
     client.poll(0)
     return client
+
+
+@contextlib.contextmanager
+def offset_reader(settings: Settings, group_id: str) -> Iterator[Consumer]:
+    """The kept consumer of ``group_id`` that reads its committed offsets, for one thread at a
+    time. It never subscribes, so it never joins the group or commits.
+
+    Why not ``AdminClient.list_consumer_group_offsets``: on a cluster whose group coordinator
+    is not ready yet (no group ever committed), librdkafka 2.12's admin client dereferences a
+    null consumer group on the NOT_COORDINATOR answer and the process dies with SIGSEGV
+    (``rd_kafka_handle_OffsetFetch`` → ``rd_kafka_cgrp_op``). A consumer has a group handle and
+    retries the coordinator lookup instead."""
+    key = (connection_key(settings), group_id)
+    with _admins_lock:
+        kept = _offset_readers.get(key)
+        if kept is None:
+            consumer = reader(settings, group_id, **{"enable.auto.commit": False})
+            kept = _offset_readers[key] = (consumer, threading.Lock())
+    consumer, lock = kept
+    with lock:
+        yield consumer

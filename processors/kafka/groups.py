@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from processors.errors import KafkaUnavailableError
 from processors.kafka import cached, tail
@@ -14,6 +15,15 @@ from processors.settings import Settings
 # writer leaves a commit marker after its last record, which would otherwise show as a lag of 1
 # forever on an idle partition.
 EXACT_LAG_LIMIT = 20
+# A brand-new cluster answers these until its group coordinator is ready.
+_COORDINATOR_SETTLING = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError._WAIT_COORD,
+    }
+)
 
 
 def committed_offsets(
@@ -36,18 +46,23 @@ def _committed(
     }
     if not partitions:
         return result
-    request = [ConsumerGroupTopicPartitions(group, partitions)]
-    try:
-        admin = cached.admin(settings)
-        future = admin.list_consumer_group_offsets(request, request_timeout=timeout_s)
-        answer = future[group].result(timeout=timeout_s + 1)
-    except KafkaException as exc:
-        error = exc.args[0] if exc.args else exc
-        text = error.str() if isinstance(error, KafkaError) else str(error)
-        raise KafkaUnavailableError(f"cannot read offsets of group {group}: {text}") from exc
-    except TimeoutError as exc:
-        raise KafkaUnavailableError(f"cannot read offsets of group {group}: timed out") from exc
-    for tp in answer.topic_partitions:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with cached.offset_reader(settings, group) as consumer:
+                answer = consumer.committed(
+                    partitions, timeout=max(0.5, deadline - time.monotonic())
+                )
+            break
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else exc
+            settling = isinstance(error, KafkaError) and error.code() in _COORDINATOR_SETTLING
+            if settling and time.monotonic() + 0.2 < deadline:
+                time.sleep(0.2)  # the coordinator is being elected or loaded: ask again
+                continue
+            text = error.str() if isinstance(error, KafkaError) else str(error)
+            raise KafkaUnavailableError(f"cannot read offsets of group {group}: {text}") from exc
+    for tp in answer:
         if tp.topic in result and tp.error is None and tp.offset >= 0:
             result[tp.topic][tp.partition] = tp.offset
     return result

@@ -1,8 +1,9 @@
 """The dashboard in a real browser with the whole bad-input corpus dead-lettered.
 
 Every corpus case is sent to the main topic (the real processors dead-letter it) and written
-straight to the DLQ. Then Overview, Topics, DLQ (the list, and the detail of every poison
-record) and Trace are opened: no page shows a Streamlit exception, no ``img``, ``a``,
+straight to the DLQ. Then Overview, Topics, DLQ (the list, the detail of every poison record
+as written, and of the processor's dead letter of each one carrying markup) and Trace are
+opened: no page shows a Streamlit exception, no ``img``, ``a``,
 ``script`` or ``iframe`` element carries anything that came from a record (the corpus points
 every markup payload at 127.0.0.1:9 or ``javascript:``), and the browser requests nothing but
 the dashboard itself.
@@ -27,6 +28,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.kafka, pytest.mark.slow]
 CASES = load()
 # Elements that would mean record content became markup: an image, a link, a script or a frame
 # whose HTML names a target of the corpus's markup payloads.
+MARKUP = (b"127.0.0.1:9", b"javascript:", b"alert(1)")
 INJECTED = """() => [...document.querySelectorAll('img, a, script, iframe, object, embed')]
     .filter(e => /127\\.0\\.0\\.1:9|javascript:|alert\\(1\\)/.test(e.outerHTML)).length"""
 
@@ -46,7 +48,7 @@ def check_page(page, outside: list[str], where: str) -> None:
     assert outside == [], (where, outside)
 
 
-@pytest.mark.timeout(1500)  # ~90 detail views: minutes on a shared 2-core machine
+@pytest.mark.timeout(1500)  # ~55 detail views: minutes on a shared 2-core machine
 def test_pages_survive_the_corpus_and_render_no_record_markup(stack: Stack, browser_page) -> None:
     page, settings = browser_page, stack.settings
     # Poison pages read megabytes of dead letters: on a loaded machine a refresh takes long.
@@ -109,7 +111,10 @@ def test_pages_survive_the_corpus_and_render_no_record_markup(stack: Stack, brow
         expected = 1 + (case.expect_topic == "dlq")  # written directly, and by the processor
         page.get_by_text(re.compile(rf"^{expected} dead letters")).wait_for()
         expect(page.get_by_test_id("glide-cell-1-0")).to_have_text(order_id)
-        for row in range(expected):
+        # Row 0 is the record as written. The processor's dead letter echoes the record's
+        # fields in its reason, which only matters for markup: its view is opened for those
+        # (every other reader of it is covered by tests/corpus without a browser).
+        for row in range(expected if _carries_markup(case) else 1):
             details += _detail(page, outside, row, case.id)
     search.fill("")
     search.press("Enter")
@@ -125,6 +130,11 @@ def test_pages_survive_the_corpus_and_render_no_record_markup(stack: Stack, brow
         page.get_by_text(re.compile(r"Latest: |No record with this key")).first.wait_for()
         check_page(page, outside, f"trace {case.id}")
     print(f"poison_browser_details={details} total_s={time.monotonic() - started:.1f}")
+
+
+def _carries_markup(case) -> bool:
+    blob = (case.value or b"") + b"".join(value or b"" for _, value in case.headers)
+    return any(payload in blob for payload in MARKUP)
 
 
 def _detail(page, outside: list[str], row: int, case_id: str) -> int:

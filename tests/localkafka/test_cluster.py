@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -52,6 +54,31 @@ def consume_all(settings, topic: str, expected: set[str], timeout_s: float = 60)
     return seen
 
 
+LAG_PROBE = """
+import sys
+from processors.kafka import groups
+from processors.settings import load_settings
+settings = load_settings(bootstrap_servers=sys.argv[1])
+for n in range(5):
+    lag = groups.group_lag(settings, f"never-committed-{n}", [sys.argv[2]])
+    assert lag == {sys.argv[2]: dict.fromkeys(lag[sys.argv[2]], 0)}, lag
+print("lag read")
+"""
+
+
+def assert_group_offsets_readable_before_any_commit(settings) -> None:  # type: ignore[no-untyped-def]
+    """On a brand-new cluster no group has committed yet and the group coordinator is not
+    ready: librdkafka 2.12's AdminClient.list_consumer_group_offsets died there with SIGSEGV
+    (the dashboard's overview asks exactly this). Run in a child, so a crash fails the test."""
+    probe = subprocess.run(
+        [sys.executable, "-c", LAG_PROBE, settings.bootstrap_servers, settings.topic_main],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert probe.returncode == 0 and "lag read" in probe.stdout, (probe.returncode, probe.stderr)
+
+
 def test_three_nodes_survive_a_killed_broker(tmp_path: Path, unique: str) -> None:
     ports = free_ports(6)
     manager = LocalKafka(tmp_path)
@@ -71,6 +98,7 @@ def test_three_nodes_survive_a_killed_broker(tmp_path: Path, unique: str) -> Non
         assert main.replication_factors == {3}
         assert main.config["min.insync.replicas"] == "2"
         assert all(len(p.isr) == 3 for p in main.partitions)
+        assert_group_offsets_readable_before_any_commit(settings)
 
         before = [f"before-{i}" for i in range(30)]
         produce(settings, settings.topic_main, before)
