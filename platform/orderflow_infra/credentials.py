@@ -92,7 +92,7 @@ class KafkaSecrets(pulumi.ComponentResource):
         ca_key = tls.PrivateKey(
             f"{name}-ca", algorithm="ECDSA", ecdsa_curve="P256", opts=self._child
         )
-        self.ca_certificate: pulumi.Output[str] = tls.SelfSignedCert(
+        certificate = tls.SelfSignedCert(
             f"{name}-ca",
             private_key_pem=ca_key.private_key_pem,
             subject=tls.SelfSignedCertSubjectArgs(
@@ -103,7 +103,9 @@ class KafkaSecrets(pulumi.ComponentResource):
             early_renewal_hours=CA_EARLY_RENEWAL_HOURS,
             allowed_uses=["cert_signing", "crl_signing"],
             opts=self._child,
-        ).cert_pem
+        )
+        # Public by nature; said explicitly so it can never make the output contract secret.
+        self.ca_certificate: pulumi.Output[str] = pulumi.Output.unsecret(certificate.cert_pem)
         self._store(CA_KEY, ca_key.private_key_pem_pkcs8)
         self.register_outputs({"arns": self.arns, "key_arn": self.key.arn})
 
