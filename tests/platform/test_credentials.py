@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pulumi
+import pulumi_aws as aws
 import pytest
 from orderflow_infra.credentials import ITEMS, PASSWORD_LENGTH, PRINCIPALS, READERS
 from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
 
 from deploy.localkafka.broker_security import BROKER_USER, check_secret
 from processors.acls import ROLES
-from tests.platform.conftest import Deployment, plain_strings
+from tests.platform.conftest import MONITOR, Deployment, plain_strings, quiet_pulumi_aws
 
 SECRET = "aws:secretsmanager/secret:Secret"
 VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
@@ -208,3 +210,17 @@ def test_the_leak_check_sees_the_values_it_looks_for(deploy) -> None:
     key_pem = revealed(cert.inputs["privateKeyPem"])
     assert key_pem in d.generated
     assert key_pem not in "\n".join(plain_strings(d.wire_inputs[(cert.typ, cert.name)]))
+
+
+def test_the_leak_check_finds_a_value_passed_in_clear() -> None:
+    # The positive control: a value given to a resource as a plain input is seen on the wire.
+    leaked = "hunter2-" + "x" * 24
+
+    @pulumi.runtime.test
+    def program() -> None:
+        aws.cloudwatch.LogGroup("leaky", name=f"group-{leaked}")
+
+    with quiet_pulumi_aws():
+        program()
+    wire = MONITOR.wire_inputs[("aws:cloudwatch/logGroup:LogGroup", "leaky")]
+    assert any(leaked in value for value in plain_strings(wire))
