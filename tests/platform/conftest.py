@@ -24,6 +24,7 @@ import pytest
 from google.protobuf import json_format
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
+from pulumi.runtime.sync_await import _ensure_event_loop
 
 PLATFORM_DIR = Path(__file__).resolve().parents[2] / "platform"
 if str(PLATFORM_DIR) not in sys.path:
@@ -299,6 +300,25 @@ def quiet_pulumi_aws() -> Iterator[None]:
         yield
 
 
+def drain_leftover_tasks(bound_s: float = 30) -> None:
+    """Let what a run left on Pulumi's event loop finish (bounded; the rest is cancelled).
+
+    A program that raises (a config the program refuses) returns with registrations and applies
+    still pending; left alone they would run inside the next test's program and fail it with
+    this run's error.
+    """
+    loop = _ensure_event_loop()
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    if not pending:
+        return
+    _, late = loop.run_until_complete(asyncio.wait(pending, timeout=bound_s))
+    for task in late:
+        task.cancel()
+    for task in pending:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: no "exception was never retrieved" noise
+
+
 def run_program(
     cfg: StackConfig, zones: str = "abc", offerings: list[tuple[str, str]] | None = None
 ) -> Deployment:
@@ -331,7 +351,10 @@ def run_program(
         )
 
     with quiet_pulumi_aws():
-        program()
+        try:
+            program()
+        finally:
+            drain_leftover_tasks()
     return Deployment(
         list(MOCKS.resources),
         resolved,
