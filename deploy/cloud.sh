@@ -57,11 +57,18 @@ require_deploy_tools() {
         die "sshPublicKey is not set: pyinfra needs your key on the hosts (pulumi config set sshPublicKey \"\$(cat ~/.ssh/id_ed25519.pub)\")"
 }
 
+# The outputs carry the Kafka secrets' ARNs (kafka_secret_arns), never their values: hosts fetch
+# their own from Secrets Manager (docs/security.md). Never --show-secrets here: a secret output
+# would then land in this file; without it Pulumi prints "[secret]", which is refused.
 save_outputs() {
     local tmp="$ORDERFLOW_PULUMI_OUTPUTS.tmp"
     pulumi stack "${STACK_ARGS[@]}" output --json >"$tmp"
+    if grep -q '"\[secret\]"' "$tmp"; then
+        rm -f "$tmp"
+        die "a stack output is a secret (pulumi shows [secret]): the outputs must carry secret ARNs only, never values (docs/security.md)"
+    fi
     mv "$tmp" "$ORDERFLOW_PULUMI_OUTPUTS"
-    echo "cloud: outputs saved to $ORDERFLOW_PULUMI_OUTPUTS"
+    echo "cloud: outputs saved to $ORDERFLOW_PULUMI_OUTPUTS (Kafka secrets by ARN only)"
 }
 
 # One id per stack, generated on its first `up` and kept in its config: every broker formats

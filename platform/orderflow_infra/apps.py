@@ -13,8 +13,9 @@ from orderflow_infra.hosts import HostSpec, Placement, launch_instance
 @dataclass(frozen=True)
 class AppHostsArgs:
     """``app-1`` (the UI host) sits in ``ui_subnet`` with ``ui_security_group_id`` too, and gets
-    an Elastic IP when ``public_ip`` (sshEnabled); the others sit in ``subnets`` (private, one
-    per AZ). ``depends_on`` / ``ui_depends_on``: what must exist before they boot."""
+    an Elastic IP when ``public_ip`` (sshEnabled), and has ``ui_instance_profile`` (its own
+    role: it reads the UIs' secrets too); the others sit in ``subnets`` (private, one per AZ).
+    ``depends_on`` / ``ui_depends_on``: what must exist before they boot."""
 
     app_count: int
     instance_type: str
@@ -23,6 +24,7 @@ class AppHostsArgs:
     security_group_id: pulumi.Input[str]
     ui_security_group_id: pulumi.Input[str]
     instance_profile: pulumi.Input[str]
+    ui_instance_profile: pulumi.Input[str]
     public_ip: bool = False
     key_name: pulumi.Input[str] | None = None
     depends_on: tuple[pulumi.Resource, ...] = field(default_factory=tuple)
@@ -55,6 +57,7 @@ class AppHosts(pulumi.ComponentResource):
                     subnet=args.ui_subnet,
                     security_group_ids=(args.ui_security_group_id,),
                     depends_on=args.ui_depends_on,
+                    instance_profile=args.ui_instance_profile,
                 )
             else:
                 subnet = args.subnets[(i - 1) % len(args.subnets)]

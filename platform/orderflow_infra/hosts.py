@@ -73,13 +73,14 @@ class _HostArgs(Protocol):
 @dataclass(frozen=True)
 class Placement:
     """Where one instance goes: a ``subnet`` (AWS picks its address) or a ``network_interface``
-    of its own (a stable private IP across replacements); extra ``security_group_ids``; and
-    what must exist before it boots (``depends_on``)."""
+    of its own (a stable private IP across replacements); extra ``security_group_ids``; what
+    must exist before it boots (``depends_on``); an ``instance_profile`` other than the spec's."""
 
     subnet: aws.ec2.Subnet | None = None
     network_interface: aws.ec2.NetworkInterface | None = None
     security_group_ids: tuple[pulumi.Input[str], ...] = ()
     depends_on: tuple[pulumi.Resource, ...] = ()
+    instance_profile: pulumi.Input[str] | None = None
 
 
 def launch_instance(
@@ -117,7 +118,7 @@ def launch_instance(
         ami=spec.ami,
         instance_type=spec.instance_type,
         **network,
-        iam_instance_profile=spec.instance_profile,
+        iam_instance_profile=placement.instance_profile or spec.instance_profile,
         key_name=spec.key_name,
         metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
             http_endpoint="enabled",

@@ -1,11 +1,12 @@
-"""How people and tools reach the hosts: the SSM instance role, Session Manager preferences
-(session logs to CloudWatch, session data encrypted with a KMS key of the stack), and an
-optional SSH key."""
+"""How people and tools reach the hosts: an SSM instance role per host class, Session Manager
+preferences (session logs to CloudWatch, session data encrypted with a KMS key of the stack),
+and an optional SSH key."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -29,21 +30,29 @@ _ASSUME_EC2 = json.dumps(
 )
 
 
+#: The host classes, each with its own role (so each reads only its own Kafka secrets):
+#: brokers, app hosts, and the UI host (``app-1``: processors, dashboard, Redpanda Console).
+HOST_CLASSES = ("kafka", "app", "ui")
+
+
 @dataclass(frozen=True)
 class InstanceIdentityArgs:
     """``ssh_public_key`` (optional) becomes an EC2 key pair installed on hosts created after it
-    is set; ``stack`` names the Session Manager document (one per stack and region)."""
+    is set; ``stack`` names the Session Manager document (one per stack and region);
+    ``host_policies``: an extra inline policy per host class (its Kafka secrets)."""
 
     stack: str
     region: str
     ssh_public_key: str | None = None
+    host_policies: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 class InstanceIdentity(pulumi.ComponentResource):
-    """An EC2 role with AmazonSSMManagedInstanceCore plus what session logging needs, its
-    instance ``profile``, ``session_document`` (the Session Manager preferences to start shells
-    with) and, if a key was given, ``key_name`` (else None). ``ready``: what an instance needs
-    before it boots so its agent registers with every permission at once."""
+    """One EC2 role per host class (``roles``, ``profiles``: kafka, app, ui), each with
+    AmazonSSMManagedInstanceCore, what session logging needs and its ``host_policies`` entry;
+    ``session_document`` (the Session Manager preferences to start shells with) and, if a key
+    was given, ``key_name`` (else None). ``ready[host_class]``: what an instance of that class
+    needs before it boots so its agent registers with every permission at once."""
 
     def __init__(
         self, name: str, args: InstanceIdentityArgs, opts: pulumi.ResourceOptions | None = None
@@ -53,21 +62,6 @@ class InstanceIdentity(pulumi.ComponentResource):
         invoke = pulumi.InvokeOutputOptions(parent=self)
         partition = aws.get_partition_output(opts=invoke)
         account = aws.get_caller_identity_output(opts=invoke)
-        self.role = aws.iam.Role(
-            name,
-            assume_role_policy=_ASSUME_EC2,
-            description="orderflow hosts: SSM Session Manager only",
-            opts=child,
-        )
-        core = aws.iam.RolePolicyAttachment(
-            f"{name}-ssm",
-            role=self.role.name,
-            policy_arn=partition.partition.apply(
-                lambda p: f"arn:{p}:iam::aws:policy/{SSM_CORE_POLICY}"
-            ),
-            opts=child,
-        )
-
         self.session_key = aws.kms.Key(
             f"{name}-sessions",
             description="orderflow Session Manager session data and session logs",
@@ -94,16 +88,45 @@ class InstanceIdentity(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        sessions = aws.iam.RolePolicy(
-            f"{name}-sessions",
-            role=self.role.id,
-            policy=pulumi.Output.all(self.session_key.arn, self.session_logs.arn).apply(
-                lambda v: session_host_policy(v[0], v[1])
-            ),
-            opts=child,
+        session_policy = pulumi.Output.all(self.session_key.arn, self.session_logs.arn).apply(
+            lambda v: session_host_policy(v[0], v[1])
         )
-        self.profile = aws.iam.InstanceProfile(name, role=self.role.name, opts=child)
-        self.ready: list[pulumi.Resource] = [core, sessions]
+        core_policy = partition.partition.apply(
+            lambda p: f"arn:{p}:iam::aws:policy/{SSM_CORE_POLICY}"
+        )
+        self.roles: dict[str, aws.iam.Role] = {}
+        self.profiles: dict[str, aws.iam.InstanceProfile] = {}
+        self.ready: dict[str, list[pulumi.Resource]] = {}
+        for host_class in HOST_CLASSES:
+            role_name = f"{name}-{host_class}"
+            role = aws.iam.Role(
+                role_name,
+                assume_role_policy=_ASSUME_EC2,
+                description=f"orderflow {host_class} hosts: SSM and their own Kafka secrets",
+                opts=child,
+            )
+            ready: list[pulumi.Resource] = [
+                aws.iam.RolePolicyAttachment(
+                    f"{role_name}-ssm", role=role.name, policy_arn=core_policy, opts=child
+                ),
+                aws.iam.RolePolicy(
+                    f"{role_name}-sessions", role=role.id, policy=session_policy, opts=child
+                ),
+            ]
+            if host_class in args.host_policies:
+                ready.append(
+                    aws.iam.RolePolicy(
+                        f"{role_name}-kafka-secrets",
+                        role=role.id,
+                        policy=args.host_policies[host_class],
+                        opts=child,
+                    )
+                )
+            self.roles[host_class] = role
+            self.profiles[host_class] = aws.iam.InstanceProfile(
+                role_name, role=role.name, opts=child
+            )
+            self.ready[host_class] = ready
         self.key_name: pulumi.Output[str] | None = None
         if args.ssh_public_key:
             self.key_name = aws.ec2.KeyPair(
@@ -111,8 +134,7 @@ class InstanceIdentity(pulumi.ComponentResource):
             ).key_name
         self.register_outputs(
             {
-                "role_arn": self.role.arn,
-                "profile_name": self.profile.name,
+                "role_arns": {c: r.arn for c, r in self.roles.items()},
                 "session_document": self.session_document.name,
             }
         )
@@ -144,19 +166,24 @@ def session_preferences(log_group: str, key_id: str) -> str:
     )
 
 
+def account_administers(partition: str, account: str) -> dict[str, object]:
+    """The key-policy statement that lets the account's IAM policies grant use of a key."""
+    return {
+        "Sid": "AccountAdministers",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+
+
 def session_key_policy(partition: str, dns_suffix: str, account: str, region: str) -> str:
     """The account administers the key; CloudWatch Logs may use it for this account's groups."""
     return json.dumps(
         {
             "Version": "2012-10-17",
             "Statement": [
-                {
-                    "Sid": "AccountAdministers",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                },
+                account_administers(partition, account),
                 {
                     "Sid": "CloudWatchLogsEncrypts",
                     "Effect": "Allow",

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-#: Interface endpoints Session Manager needs when private hosts have no NAT route.
-SSM_ENDPOINT_SERVICES = ("ssm", "ssmmessages", "ec2messages")
+#: Interface endpoints private hosts need when they have no NAT route: Session Manager's, and
+#: Secrets Manager's (the deploy fetches each host's Kafka secrets on the host).
+SSM_ENDPOINT_SERVICES = ("ssm", "ssmmessages", "ec2messages", "secretsmanager")
 DEFAULT_VPC_CIDR = "10.42.0.0/16"
 FLOW_LOG_RETENTION_DAYS = 365  # Security Hub CloudWatch.16's default minimum
 _PRIVATE_OFFSET = 128  # private /24s start at x.x.128.0, public ones at x.x.0.0

@@ -2,15 +2,19 @@
 
 Pure functions over plain values, so the exact strings are unit-tested without Pulumi.
 Top-level keys: hosts, bootstrap_servers, dashboard_url, console_url, ssh_commands,
-ssm_commands, region, kafka_cluster_id. Every host record has the same keys (null where they
-do not apply).
+ssm_commands, region, kafka_cluster_id, kafka_secret_arns, kafka_secret_readers,
+kafka_ca_certificate. Every host record has the same keys (null where they do not apply).
+No output holds a secret's value: only the Secrets Manager ARNs, and the CA's public
+certificate.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from orderflow_infra.credentials import READERS
 from orderflow_infra.hosts import SSH_USER
 from orderflow_infra.security import CONSOLE_PORT, DASHBOARD_PORT, KAFKA_CLIENT_PORT
 
@@ -23,6 +27,9 @@ CONTRACT_KEYS = (
     "ssm_commands",
     "region",
     "kafka_cluster_id",
+    "kafka_secret_arns",
+    "kafka_secret_readers",
+    "kafka_ca_certificate",
 )
 HOST_KEYS = (
     "name",
@@ -42,6 +49,22 @@ class Exposure:
     """What the stack opened to allowedCidrs besides the dashboard's load balancer."""
 
     ssh_enabled: bool = False
+
+
+@dataclass(frozen=True)
+class KafkaAccess:
+    """Where the cluster's secrets are: ``secret_arns`` (principal or ``ca-key`` → Secrets
+    Manager ARN) and the CA's public certificate (PEM)."""
+
+    secret_arns: Mapping[str, str]
+    ca_certificate: str
+
+
+def host_class(host: dict[str, Any]) -> str:
+    """The host's role class (``credentials.READERS``): kafka, ui (``app-1``) or app."""
+    if host["role"] == "kafka":
+        return "kafka"
+    return "ui" if host["name"] == UI_HOST else "app"
 
 
 def host_record(
@@ -109,11 +132,14 @@ def contract(
     session_document: str,
     kafka_cluster_id: str,
     dashboard_url: str | None = None,
+    *,
+    kafka: KafkaAccess,
 ) -> dict[str, Any]:
     """All stack outputs, keyed by CONTRACT_KEYS, from the resolved host records.
 
     ``dashboard_url`` is the public HTTPS load balancer's when there is one; otherwise both UIs
-    are reached on localhost through SSM port forwarding.
+    are reached on localhost through SSM port forwarding. ``kafka_secret_readers`` says which
+    secrets each host's instance role may read (and so which the deploy fetches there).
     """
     ui = next(h for h in hosts if h["name"] == UI_HOST)
     return {
@@ -133,4 +159,7 @@ def contract(
         },
         "region": region,
         "kafka_cluster_id": kafka_cluster_id,
+        "kafka_secret_arns": dict(sorted(kafka.secret_arns.items())),
+        "kafka_secret_readers": {h["name"]: list(READERS[host_class(h)]) for h in hosts},
+        "kafka_ca_certificate": kafka.ca_certificate,
     }

@@ -9,11 +9,12 @@ import pulumi_aws as aws
 
 from orderflow_infra.apps import AppHosts, AppHostsArgs
 from orderflow_infra.config import StackConfig
+from orderflow_infra.credentials import KafkaSecrets, KafkaSecretsArgs
 from orderflow_infra.dashboard import PublicDashboard, PublicDashboardArgs
-from orderflow_infra.identity import InstanceIdentity, InstanceIdentityArgs
+from orderflow_infra.identity import HOST_CLASSES, InstanceIdentity, InstanceIdentityArgs
 from orderflow_infra.kafka import KafkaCluster, KafkaClusterArgs
 from orderflow_infra.network import Network, NetworkArgs
-from orderflow_infra.outputs import CONTRACT_KEYS, Exposure, contract, host_record
+from orderflow_infra.outputs import CONTRACT_KEYS, Exposure, KafkaAccess, contract, host_record
 from orderflow_infra.security import SecurityGroups, SecurityGroupsArgs
 
 
@@ -49,9 +50,15 @@ def build(cfg: StackConfig, stack: str) -> dict[str, pulumi.Output[Any]]:
         ),
         opts,
     )
+    secrets = KafkaSecrets("kafka", KafkaSecretsArgs(stack=stack, region=cfg.region), opts)
     identity = InstanceIdentity(
         "orderflow",
-        InstanceIdentityArgs(stack=stack, region=cfg.region, ssh_public_key=cfg.ssh_public_key),
+        InstanceIdentityArgs(
+            stack=stack,
+            region=cfg.region,
+            ssh_public_key=cfg.ssh_public_key,
+            host_policies={c: secrets.read_policy(c) for c in HOST_CLASSES},
+        ),
         opts,
     )
     kafka = KafkaCluster(
@@ -62,9 +69,9 @@ def build(cfg: StackConfig, stack: str) -> dict[str, pulumi.Output[Any]]:
             data_volume_gb=cfg.data_volume_gb,
             subnets=network.private_subnets,
             security_group_id=groups.broker.id,
-            instance_profile=identity.profile.name,
+            instance_profile=identity.profiles["kafka"].name,
             key_name=identity.key_name,
-            depends_on=(*identity.ready, *network.private_ready),
+            depends_on=(*identity.ready["kafka"], *network.private_ready),
         ),
         opts,
     )
@@ -77,11 +84,12 @@ def build(cfg: StackConfig, stack: str) -> dict[str, pulumi.Output[Any]]:
             ui_subnet=network.ui_subnet,
             security_group_id=groups.app.id,
             ui_security_group_id=groups.ui.id,
-            instance_profile=identity.profile.name,
+            instance_profile=identity.profiles["app"].name,
+            ui_instance_profile=identity.profiles["ui"].name,
             public_ip=cfg.ssh_enabled,
             key_name=identity.key_name,
-            depends_on=(*identity.ready, *network.private_ready),
-            ui_depends_on=(*identity.ready, *network.ui_ready),
+            depends_on=(*identity.ready["app"], *network.private_ready),
+            ui_depends_on=(*identity.ready["ui"], *network.ui_ready),
         ),
         opts,
     )
@@ -121,10 +129,20 @@ def build(cfg: StackConfig, stack: str) -> dict[str, pulumi.Output[Any]]:
     ]
     exposure = Exposure(ssh_enabled=cfg.ssh_enabled)
     outputs = pulumi.Output.all(
-        pulumi.Output.all(*records), identity.session_document.name, dashboard_url
+        pulumi.Output.all(*records),
+        identity.session_document.name,
+        dashboard_url,
+        pulumi.Output.all(**secrets.arns),
+        secrets.ca_certificate,
     ).apply(
         lambda v: contract(
-            cfg.region, list(v[0]), exposure, v[1], cfg.kafka_cluster_id, dashboard_url=v[2]
+            cfg.region,
+            list(v[0]),
+            exposure,
+            v[1],
+            cfg.kafka_cluster_id,
+            dashboard_url=v[2],
+            kafka=KafkaAccess(secret_arns=v[3], ca_certificate=v[4]),
         )
     )
     return {key: outputs.apply(lambda o, key=key: o[key]) for key in CONTRACT_KEYS}

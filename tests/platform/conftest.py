@@ -7,6 +7,8 @@ Mocks are process-global, so they are set once here; nothing else in the suite u
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import ipaddress
 import itertools
 import sys
@@ -19,7 +21,10 @@ from typing import Any
 
 import pulumi
 import pytest
+from google.protobuf import json_format
 from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
+from pulumi.runtime.sync_await import _ensure_event_loop
 
 PLATFORM_DIR = Path(__file__).resolve().parents[2] / "platform"
 if str(PLATFORM_DIR) not in sys.path:
@@ -29,6 +34,18 @@ from orderflow_infra.config import StackConfig, parse_config  # noqa: E402
 from orderflow_infra.program import build  # noqa: E402
 
 MOCK_ACCOUNT = "123456789012"
+_ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def fake_random(name: str, length: int, alphabet: str = _ALPHANUMERIC) -> str:
+    """What a provider would generate, but stable per resource name: a toggle diff must not
+    see a new password where the real provider keeps the old one."""
+    digest = hashlib.sha256(f"mock:{name}".encode()).digest() * (length // 32 + 1)
+    return "".join(alphabet[b % len(alphabet)] for b in digest[:length])
+
+
+def fake_pem(label: str, name: str) -> str:
+    return f"-----BEGIN {label}-----\n{fake_random(name + label, 64)}\n-----END {label}-----\n"
 
 
 @dataclass
@@ -60,6 +77,7 @@ class AwsMocks(pulumi.runtime.Mocks):
         # (instance type, AZ) pairs EC2 offers; None: every type in every zone.
         self.offerings: list[tuple[str, str]] | None = None
         self.zones = "abc"  # AZ suffixes the region reports as opt-in-free
+        self.generated: list[str] = []  # every secret value a provider "generated"
 
     def _address(self, subnet_id: str) -> str:
         network = ipaddress.ip_network(self._subnets[subnet_id]["cidrBlock"])
@@ -122,6 +140,25 @@ class AwsMocks(pulumi.runtime.Mocks):
             state["name"] = args.name
         elif args.typ == "aws:ec2/keyPair:KeyPair":
             state["keyName"] = args.name
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            alphabet = _ALPHANUMERIC + (inputs.get("overrideSpecial") or "")
+            state["result"] = fake_random(args.name, int(inputs["length"]), alphabet)
+            state["bcryptHash"] = "$2a$10$" + fake_random(args.name + "bcrypt", 53)
+            self.generated.append(state["result"])
+        elif args.typ == "tls:index/privateKey:PrivateKey":
+            state["privateKeyPem"] = fake_pem("EC PRIVATE KEY", args.name)
+            state["privateKeyPemPkcs8"] = fake_pem("PRIVATE KEY", args.name)
+            state["publicKeyPem"] = fake_pem("PUBLIC KEY", args.name)
+            self.generated += [state["privateKeyPem"], state["privateKeyPemPkcs8"]]
+        elif args.typ == "tls:index/selfSignedCert:SelfSignedCert":
+            state["certPem"] = fake_pem("CERTIFICATE", args.name)
+        elif args.typ == "aws:secretsmanager/secret:Secret":
+            suffix = fake_random(args.name, 6)  # AWS appends 6 random characters
+            state["arn"] = (
+                f"arn:aws:secretsmanager:{self.region}:{MOCK_ACCOUNT}:secret:"
+                f"{inputs['name']}-{suffix}"
+            )
+            rid = state["arn"]  # a secret's id is its ARN
         self.resources.append(Recorded(args.typ, args.name, inputs, rid, state))
         return rid, state
 
@@ -159,18 +196,36 @@ class AwsMocks(pulumi.runtime.Mocks):
 
 
 class RecordingMonitor(MockMonitor):
-    """Also records each registration's parent URN and ignore_changes (MockResourceArgs
-    carries neither)."""
+    """Also records each registration's parent URN, ignore_changes and its inputs as sent on
+    the wire, secrets still wrapped (MockResourceArgs carries none of them)."""
 
     def __init__(self, mocks: AwsMocks) -> None:
         super().__init__(mocks)
         self.parents: dict[tuple[str, str], str] = {}
         self.ignore_changes: dict[tuple[str, str], list[str]] = {}
+        self.wire_inputs: dict[tuple[str, str], dict[str, Any]] = {}
 
     def RegisterResource(self, request: Any) -> Any:
-        self.parents[(request.type, request.name)] = request.parent
-        self.ignore_changes[(request.type, request.name)] = list(request.ignoreChanges)
+        key = (request.type, request.name)
+        self.parents[key] = request.parent
+        self.ignore_changes[key] = list(request.ignoreChanges)
+        self.wire_inputs[key] = json_format.MessageToDict(request.object)
         return super().RegisterResource(request)
+
+
+def plain_strings(value: Any) -> Iterator[str]:
+    """Every string in a wire value that is not inside a secret: what `pulumi preview` and the
+    state show in clear."""
+    if isinstance(value, dict):
+        if value.get(_special_sig_key) == _special_secret_sig:
+            return
+        for item in value.values():
+            yield from plain_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from plain_strings(item)
+    elif isinstance(value, str):
+        yield value
 
 
 @dataclass(frozen=True)
@@ -217,6 +272,9 @@ class Deployment:
     parents: dict[tuple[str, str], str] = field(default_factory=dict)
     ignore_changes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     options: dict[tuple[str, str], Options] = field(default_factory=dict)
+    wire_inputs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    secret_outputs: dict[str, bool] = field(default_factory=dict)  # stack output → is_secret
+    generated: list[str] = field(default_factory=list)  # every generated secret value
 
     def named(self, typ: str, name: str) -> Recorded:
         return next(r for r in self.resources if r.typ == typ and r.name == name)
@@ -242,6 +300,25 @@ def quiet_pulumi_aws() -> Iterator[None]:
         yield
 
 
+def drain_leftover_tasks(bound_s: float = 30) -> None:
+    """Let what a run left on Pulumi's event loop finish (bounded; the rest is cancelled).
+
+    A program that raises (a config the program refuses) returns with registrations and applies
+    still pending; left alone they would run inside the next test's program and fail it with
+    this run's error.
+    """
+    loop = _ensure_event_loop()
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    if not pending:
+        return
+    _, late = loop.run_until_complete(asyncio.wait(pending, timeout=bound_s))
+    for task in late:
+        task.cancel()
+    for task in pending:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: no "exception was never retrieved" noise
+
+
 def run_program(
     cfg: StackConfig, zones: str = "abc", offerings: list[tuple[str, str]] | None = None
 ) -> Deployment:
@@ -252,8 +329,10 @@ def run_program(
     MOCKS.zones, MOCKS.offerings = zones, offerings
     MONITOR.parents.clear()
     MONITOR.ignore_changes.clear()
+    MONITOR.wire_inputs.clear()
     OPTIONS.clear()
     resolved: dict[str, Any] = {}
+    secret_outputs: dict[str, bool] = {}
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:
@@ -261,10 +340,21 @@ def run_program(
         if record_options not in (root._transformations or []):  # type: ignore[union-attr]
             pulumi.runtime.register_stack_transformation(record_options)
         outputs = build(cfg, "test")
-        return pulumi.Output.all(**outputs).apply(resolved.update)
+
+        async def secretness() -> dict[str, bool]:
+            return {key: await output.is_secret() for key, output in outputs.items()}
+
+        flags = pulumi.Output.from_input(asyncio.ensure_future(secretness()))
+        return pulumi.Output.all(
+            pulumi.Output.all(**outputs).apply(resolved.update),
+            flags.apply(secret_outputs.update),
+        )
 
     with quiet_pulumi_aws():
-        program()
+        try:
+            program()
+        finally:
+            drain_leftover_tasks()
     return Deployment(
         list(MOCKS.resources),
         resolved,
@@ -272,6 +362,9 @@ def run_program(
         dict(MONITOR.parents),
         dict(MONITOR.ignore_changes),
         dict(OPTIONS),
+        dict(MONITOR.wire_inputs),
+        secret_outputs,
+        list(MOCKS.generated),
     )
 
 

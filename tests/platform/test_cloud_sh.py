@@ -26,7 +26,7 @@ case "$*" in
   *"config get sshPublicKey"*) [[ -z "${{FAKE_NO_KEY:-}}" ]] && echo "ssh-ed25519 A k" || exit 1 ;;
   *"config get kafkaClusterId"*)
     [[ -z "${{FAKE_NO_CLUSTER_ID:-}}" ]] && echo "ZljhLFr_RvuBvx_LI3XmUg" || exit 1 ;;
-  *"output --json"*) cat "{SAMPLE}" ;;
+  *"output --json"*) cat "${{FAKE_OUTPUTS:-{SAMPLE}}}" ;;
 esac
 """
 FAKE_AWS = f"""#!{BASH}
@@ -56,7 +56,7 @@ def sandbox(tmp_path: Path) -> tuple[Callable[..., subprocess.CompletedProcess[s
     """Run cloud.sh with only the given fake tools on PATH; returns (run, log path)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("dirname", "mv", "rm", "cat", "basename", "test", "tr", "sleep", "cut"):
+    for tool in ("dirname", "mv", "rm", "cat", "basename", "test", "tr", "sleep", "cut", "grep"):
         found = shutil.which(tool)
         assert found, tool
         (bin_dir / tool).symlink_to(found)
@@ -233,3 +233,26 @@ def test_a_failing_ssm_query_is_named_in_the_timeout_line(sandbox) -> None:
     )
     assert result.stderr.count("\n") == 1
     assert "pyinfra" not in log.read_text()
+
+
+def test_outputs_holding_a_secret_are_refused_and_never_saved(sandbox, tmp_path) -> None:
+    run, log, outputs = sandbox
+    leaked = json.loads(SAMPLE.read_text())
+    leaked["kafka_secret_arns"]["main"] = "[secret]"  # what `pulumi stack output` prints
+    fake = tmp_path / "leaked.json"
+    fake.write_text(json.dumps(leaked, indent=2))
+    result = run("deploy", FAKE_OUTPUTS=str(fake))
+    assert result.returncode == 1
+    assert result.stderr.startswith("cloud: error: a stack output is a secret")
+    assert result.stderr.count("\n") == 1
+    assert not outputs.exists() and not Path(f"{outputs}.tmp").exists()
+    assert "pyinfra" not in log.read_text()
+
+
+def test_outputs_are_saved_without_secret_values(sandbox) -> None:
+    run, log, outputs = sandbox
+    assert run("up").returncode == 0
+    assert not [c for c in log.read_text().splitlines() if "--show-secrets" in c]
+    saved = json.loads(outputs.read_text())
+    assert set(saved["kafka_secret_arns"]) >= {"broker", "main", "ca-key"}
+    assert all(a.startswith("arn:aws:secretsmanager:") for a in saved["kafka_secret_arns"].values())

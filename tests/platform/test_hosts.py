@@ -39,13 +39,17 @@ def ami_parameters(d) -> list[str]:
 
 def test_instances_use_the_ssm_profile_and_canonicals_ssm_ami_parameter(deploy) -> None:
     d = deploy()
-    profile = d.of_type("aws:iam/instanceProfile:InstanceProfile")[0]
+    profiles = {
+        p.name: p.state["name"] for p in d.of_type("aws:iam/instanceProfile:InstanceProfile")
+    }
     assert not [c for c in d.calls if c.token == "aws:ec2/getAmi:getAmi"], "no owner-id lookup"
     assert set(ami_parameters(d)) == {
         "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
     }
     for instance in d.of_type(INSTANCE):
-        assert instance.inputs["iamInstanceProfile"] == profile.state["name"]
+        host = instance.inputs["tags"]["orderflow:host"]
+        host_class = "ui" if host == "app-1" else host.split("-")[0]
+        assert instance.inputs["iamInstanceProfile"] == profiles[f"orderflow-{host_class}"]
         assert instance.inputs["ami"] == "ami-0123456789abcdef0"  # the parameter's value
         assert "keyName" not in instance.inputs
 

@@ -1,25 +1,39 @@
-"""Instance identity: SSM core policy on an EC2-only role; a key pair only if one was given."""
+"""Instance identity: one EC2-only role per host class, each with the SSM core policy and the
+session policy; a key pair only if one was given."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+
 INSTANCE = "aws:ec2/instance:Instance"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample me@laptop"
 
 
-def test_role_is_assumable_by_ec2_only_and_has_the_ssm_core_policy(deploy) -> None:
+CLASSES = ("kafka", "app", "ui")
+
+
+def test_each_role_is_assumable_by_ec2_only_and_has_the_ssm_core_policy(deploy) -> None:
     d = deploy()
-    role = d.named("aws:iam/role:Role", "orderflow")
-    policy = json.loads(role.inputs["assumeRolePolicy"])
-    assert [s["Principal"] for s in policy["Statement"]] == [{"Service": "ec2.amazonaws.com"}]
-    (attachment,) = d.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-    assert attachment.inputs["policyArn"] == (
-        "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-    )
-    assert attachment.inputs["role"] == role.state["name"]
-    (profile,) = d.of_type("aws:iam/instanceProfile:InstanceProfile")
-    assert profile.inputs["role"] == role.state["name"]
+    roles = {r.name: r for r in d.of_type("aws:iam/role:Role")}
+    assert set(roles) == {f"orderflow-{c}" for c in CLASSES} | {"orderflow-flow-logs"}
+    attachments = {
+        a.name: a for a in d.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    }
+    profiles = {p.name: p for p in d.of_type("aws:iam/instanceProfile:InstanceProfile")}
+    assert set(profiles) == {f"orderflow-{c}" for c in CLASSES}
+    for host_class in CLASSES:
+        role = roles[f"orderflow-{host_class}"]
+        policy = json.loads(role.inputs["assumeRolePolicy"])
+        assert [s["Principal"] for s in policy["Statement"]] == [{"Service": "ec2.amazonaws.com"}]
+        attachment = attachments[f"orderflow-{host_class}-ssm"]
+        assert attachment.inputs["policyArn"] == (
+            "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+        )
+        assert attachment.inputs["role"] == role.state["name"]
+        assert profiles[f"orderflow-{host_class}"].inputs["role"] == role.state["name"]
+    assert len(attachments) == len(CLASSES)
 
 
 def test_no_key_pair_unless_configured(deploy) -> None:
@@ -40,7 +54,7 @@ def test_session_manager_preferences_log_to_cloudwatch_encrypted_with_the_stacks
     content = json.loads(document.inputs["content"])
     assert content["sessionType"] == "Standard_Stream"
     settings = content["inputs"]
-    (key,) = d.of_type("aws:kms/key:Key")
+    key = d.named("aws:kms/key:Key", "orderflow-sessions")
     logs = d.named("aws:cloudwatch/logGroup:LogGroup", "orderflow-sessions")
     assert settings["kmsKeyId"] == key.state["keyId"]
     assert settings["cloudWatchLogGroupName"] == logs.state["name"]
@@ -61,12 +75,15 @@ def test_session_manager_preferences_log_to_cloudwatch_encrypted_with_the_stacks
     )
 
 
-def test_hosts_may_use_the_session_key_and_write_only_to_the_session_logs(deploy) -> None:
+@pytest.mark.parametrize("host_class", CLASSES)
+def test_hosts_may_use_the_session_key_and_write_only_to_the_session_logs(
+    deploy, host_class
+) -> None:
     d = deploy()
-    (key,) = d.of_type("aws:kms/key:Key")
+    key = d.named("aws:kms/key:Key", "orderflow-sessions")
     logs = d.named("aws:cloudwatch/logGroup:LogGroup", "orderflow-sessions")
-    policy = d.named("aws:iam/rolePolicy:RolePolicy", "orderflow-sessions")
-    assert policy.inputs["role"] == d.named("aws:iam/role:Role", "orderflow").id
+    policy = d.named("aws:iam/rolePolicy:RolePolicy", f"orderflow-{host_class}-sessions")
+    assert policy.inputs["role"] == d.named("aws:iam/role:Role", f"orderflow-{host_class}").id
     statements = json.loads(policy.inputs["policy"])["Statement"]
     by_resource = {json.dumps(s["Resource"]): set(s["Action"]) for s in statements}
     assert by_resource[json.dumps(key.state["arn"])] == {"kms:Decrypt", "kms:GenerateDataKey"}

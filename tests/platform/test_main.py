@@ -91,7 +91,8 @@ import pulumi
 
 class Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args):
-        extra = {"privateIp": "10.42.128.11", "publicIp": "", "availabilityZone": "eu-west-1a"}
+        extra = {"privateIp": "10.42.128.11", "publicIp": "", "availabilityZone": "eu-west-1a",
+                 "arn": f"arn:aws:mock:::{args.name}"}
         return f"{args.name}-id", {**args.inputs, **extra}
 
     def call(self, args):

@@ -62,6 +62,7 @@ def test_without_nat_ssm_endpoints_serve_the_private_subnets(deploy) -> None:
     interface = [e for e in d.of_type(ENDPOINT) if e.inputs["vpcEndpointType"] == "Interface"]
     assert sorted(e.inputs["serviceName"] for e in interface) == [
         "com.amazonaws.eu-central-1.ec2messages",
+        "com.amazonaws.eu-central-1.secretsmanager",
         "com.amazonaws.eu-central-1.ssm",
         "com.amazonaws.eu-central-1.ssmmessages",
     ]

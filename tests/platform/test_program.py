@@ -16,6 +16,7 @@ COMPONENTS = {
     "orderflow:identity:InstanceIdentity",
     "orderflow:kafka:KafkaCluster",
     "orderflow:apps:AppHosts",
+    "orderflow:credentials:KafkaSecrets",
 }
 
 

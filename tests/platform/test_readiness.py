@@ -9,12 +9,23 @@ import pytest
 from tests.platform.conftest import Deployment, Recorded
 
 INSTANCE = "aws:ec2/instance:Instance"
-ATTACHMENT = ("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "orderflow-ssm")
-SESSIONS = ("aws:iam/rolePolicy:RolePolicy", "orderflow-sessions")
+POLICY = "aws:iam/rolePolicy:RolePolicy"
+
+
+def role_policies(host: str) -> set[tuple[str, str]]:
+    """The SSM attachment, session policy and Kafka secrets policy of the host's own role."""
+    role = "orderflow-" + ("ui" if host == "app-1" else host.split("-")[0])
+    return {
+        ("aws:iam/rolePolicyAttachment:RolePolicyAttachment", f"{role}-ssm"),
+        (POLICY, f"{role}-sessions"),
+        (POLICY, f"{role}-kafka-secrets"),
+    }
+
+
 ROUTE = "aws:ec2/route:Route"
 ENDPOINTS = {
     ("aws:ec2/vpcEndpoint:VpcEndpoint", f"orderflow-{s}")
-    for s in ("ssm", "ssmmessages", "ec2messages")
+    for s in ("ssm", "ssmmessages", "ec2messages", "secretsmanager")
 }
 
 
@@ -30,7 +41,7 @@ def test_with_nat_every_host_waits_for_its_policies_and_its_default_route(deploy
     assert sorted(hosts) == ["app-1", "app-2", "kafka-1", "kafka-2", "kafka-3"]
     for name, instance in hosts.items():
         route = "orderflow-ui-default" if name == "app-1" else "orderflow-private-default"
-        assert d.options_of(instance).depends_on == {ATTACHMENT, SESSIONS, (ROUTE, route)}, name
+        assert d.options_of(instance).depends_on == {*role_policies(name), (ROUTE, route)}, name
     ui_route = d.named(ROUTE, "orderflow-ui-default").inputs
     assert ("gatewayId" in ui_route) is ssh  # public UI host: out through the IGW and its EIP
 
@@ -38,10 +49,11 @@ def test_with_nat_every_host_waits_for_its_policies_and_its_default_route(deploy
 def test_without_nat_every_host_waits_for_the_ssm_endpoints(deploy) -> None:
     d = deploy(natGateway="false")
     for name, instance in by_host(d).items():
-        assert d.options_of(instance).depends_on == {ATTACHMENT, SESSIONS, *ENDPOINTS}, name
+        assert d.options_of(instance).depends_on == {*role_policies(name), *ENDPOINTS}, name
 
 
 def test_the_instance_profile_is_an_input_so_it_is_a_dependency_too(deploy) -> None:
     d = deploy()
-    (profile,) = d.of_type("aws:iam/instanceProfile:InstanceProfile")
-    assert all(i.inputs["iamInstanceProfile"] == profile.state["name"] for i in d.of_type(INSTANCE))
+    profiles = {p.state["name"] for p in d.of_type("aws:iam/instanceProfile:InstanceProfile")}
+    assert profiles == {"orderflow-kafka", "orderflow-app", "orderflow-ui"}
+    assert all(i.inputs["iamInstanceProfile"] in profiles for i in d.of_type(INSTANCE))

@@ -69,6 +69,33 @@ FORCE_NEW: dict[str, set[str]] = {
     "aws:lb/targetGroup:TargetGroup": {"name", "port", "protocol", "vpcId", "targetType"},
     "aws:lb/targetGroupAttachment:TargetGroupAttachment": {"targetGroupArn", "targetId", "port"},
     "aws:lb/listener:Listener": {"loadBalancerArn"},
+    "aws:secretsmanager/secret:Secret": {"name", "namePrefix"},
+    "aws:secretsmanager/secretVersion:SecretVersion": {"secretId", "secretString", "secretBinary"},
+    # Every input of pulumi-random and pulumi-tls resources forces a new one.
+    "random:index/randomPassword:RandomPassword": {
+        "length",
+        "special",
+        "upper",
+        "lower",
+        "numeric",
+        "minLower",
+        "minUpper",
+        "minNumeric",
+        "minSpecial",
+        "overrideSpecial",
+        "keepers",
+    },
+    "tls:index/privateKey:PrivateKey": {"algorithm", "ecdsaCurve", "rsaBits"},
+    "tls:index/selfSignedCert:SelfSignedCert": {
+        "privateKeyPem",
+        "subject",
+        "validityPeriodHours",
+        "allowedUses",
+        "isCaCertificate",
+        "dnsNames",
+        "ipAddresses",
+        "uris",
+    },
 }
 
 CIDRS = '["203.0.113.7/32"]'
@@ -91,7 +118,7 @@ LB_PARTS = {
 ENDPOINTS = {
     *(
         f"aws:ec2/vpcEndpoint:VpcEndpoint/orderflow-{s}"
-        for s in ("ssm", "ssmmessages", "ec2messages")
+        for s in ("ssm", "ssmmessages", "ec2messages", "secretsmanager")
     ),
     "aws:ec2/securityGroup:SecurityGroup/orderflow-endpoints",
     f"{RULE_IN}/orderflow-endpoints-https",

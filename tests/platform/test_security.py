@@ -153,3 +153,38 @@ def test_default_security_group_is_emptied(deploy) -> None:
     assert default.inputs["vpcId"] == d.of_type("aws:ec2/vpc:Vpc")[0].id
     # No ingress or egress argument: the provider removes every rule AWS put there.
     assert "ingress" not in default.inputs and "egress" not in default.inputs
+
+
+#: Every rule of the default stack before Kafka had secrets (checked once against that commit's
+#: program, 0773c8e): SASL_SSL/SCRAM and controller TLS use the same two ports, so securing
+#: Kafka opens nothing new. (direction, rule, group, port, peer group or CIDR)
+PLAINTEXT_STACK_RULES = [
+    ("in", "orderflow-controller", "orderflow-broker", 9093, "orderflow-broker"),
+    ("in", "orderflow-kafka-from-app", "orderflow-broker", 9092, "orderflow-app"),
+    ("in", "orderflow-kafka-from-broker", "orderflow-broker", 9092, "orderflow-broker"),
+    ("out", "orderflow-app-out-443", "orderflow-app", 443, "0.0.0.0/0"),
+    ("out", "orderflow-app-out-80", "orderflow-app", 80, "0.0.0.0/0"),
+    ("out", "orderflow-app-to-kafka", "orderflow-app", 9092, "orderflow-broker"),
+    ("out", "orderflow-broker-out-443", "orderflow-broker", 443, "0.0.0.0/0"),
+    ("out", "orderflow-broker-out-80", "orderflow-broker", 80, "0.0.0.0/0"),
+    ("out", "orderflow-broker-to-controller", "orderflow-broker", 9093, "orderflow-broker"),
+    ("out", "orderflow-broker-to-kafka", "orderflow-broker", 9092, "orderflow-broker"),
+]
+
+
+def test_secured_kafka_keeps_the_plaintext_stacks_security_group_rules(deploy) -> None:
+    d = deploy()
+    assert d.count("aws:secretsmanager/secret:Secret") > 0  # the secured stack
+    names = {r.id: r.name for r in d.resources}
+    rules = sorted(
+        (
+            "in" if r.typ == INGRESS else "out",
+            r.name,
+            names[r.inputs["securityGroupId"]],
+            r.inputs["fromPort"],
+            names.get(r.inputs.get("referencedSecurityGroupId")) or r.inputs["cidrIpv4"],
+        )
+        for r in d.of_type(INGRESS) + d.of_type(EGRESS)
+    )
+    assert all(r.inputs["fromPort"] == r.inputs["toPort"] for r in d.of_type(INGRESS))
+    assert rules == PLAINTEXT_STACK_RULES
