@@ -5,10 +5,13 @@ their unit file.
 
 ``kafka_security: sasl_ssl``: each process authenticates as its own SCRAM principal
 (processors/acls.py): ``main``, ``retry``, ``operator`` (the dashboard), ``admin`` (topics),
-``console`` (Redpanda Console). Its credentials are a second ``EnvironmentFile`` of its unit,
-``/etc/orderflow/credentials/<principal>.env``, mode 0600, owned by the service user; the CA
-is ``/etc/orderflow/tls/ca.pem``. One app host sets every principal's ACLs as the broker super
-user (``orderflow kafka acls``), from a credentials file it removes right after.
+``console`` (Redpanda Console). Its unit reads ``/etc/orderflow/credentials/<principal>.env``
+(user, mechanism, CA: a second ``EnvironmentFile=``) and gets its password as the systemd
+credential ``orderflow_sasl_password`` (``LoadCredential=`` of ``<principal>.password``), which
+processors/settings.py reads from ``$CREDENTIALS_DIRECTORY``: both files 0600 and root's, so no
+process sees another principal's password. The CA is ``/etc/orderflow/tls/ca.pem``. One app host
+sets every principal's ACLs as the broker super user (``orderflow kafka acls``), from
+credentials it removes right after.
 """
 
 import hashlib
@@ -228,17 +231,55 @@ ca_location = f"{data.orderflow_config_dir}/tls/ca.pem"
 
 
 def credentials_file(principal: str) -> str:
+    """The principal's non-secret client settings (``EnvironmentFile=``)."""
     return f"{credentials_dir}/{principal}.env"
 
 
-def _run_as_service_user(*env_files: str) -> str:
-    """A ``systemd-run`` prefix: the service user, sandboxed, with these environment files."""
-    files_args = " ".join(f"-p EnvironmentFile={path}" for path in env_files)
+def password_file(principal: str) -> str:
+    """The principal's password, handed to its unit alone (``LoadCredential=``)."""
+    return f"{credentials_dir}/{principal}.password"
+
+
+def load_password(principal: str) -> str:
+    return f"{security.PASSWORD_CREDENTIAL}:{password_file(principal)}"
+
+
+def _run_as_service_user(*env_files: str, principal: str | None = None) -> str:
+    """A ``systemd-run`` prefix: the service user, sandboxed, with these environment files
+    (and ``principal``'s password as a systemd credential)."""
+    properties = [f"-p EnvironmentFile={path}" for path in env_files]
+    if principal:
+        properties.append(f"-p LoadCredential={load_password(principal)}")
     return (
         "systemd-run --wait --pipe --quiet --collect "
         f"--uid={data.orderflow_user} --gid={data.orderflow_user} "
-        f"{files_args} -p NoNewPrivileges=yes "
+        f"{' '.join(properties)} -p NoNewPrivileges=yes "
     )
+
+
+def _credential_files(principal: str, **arguments) -> list:
+    """Upload ``principal``'s client settings and password: 0600, root's (systemd reads them
+    for the unit; the processes, all of the same user, never see each other's)."""
+    return [
+        files.put(
+            name=f"Upload the {principal} principal's Kafka client settings",
+            src=StringIO(security.client_settings(principal, ca_location)),
+            dest=credentials_file(principal),
+            user="root",
+            group="root",
+            mode="600",
+            **arguments,
+        ),
+        files.put(
+            name=f"Upload the {principal} principal's Kafka password",
+            src=StringIO(security.password(data, principal)),
+            dest=password_file(principal),
+            user="root",
+            group="root",
+            mode="600",
+            **arguments,
+        ),
+    ]
 
 
 if secured:
@@ -262,38 +303,22 @@ if secured:
     files.directory(
         name="Create the orderflow credentials directory",
         path=credentials_dir,
-        user=data.orderflow_user,
-        group=data.orderflow_user,
+        user="root",
+        group="root",
         mode="700",
     )
     principals = ["main", "retry", "admin", *(["operator"] if data.ui_host else [])]
-    credential_uploads = {
-        principal: files.put(
-            name=f"Upload the {principal} principal's Kafka credentials",
-            src=StringIO(security.client_credentials(data, principal, ca_location)),
-            dest=credentials_file(principal),
-            user=data.orderflow_user,
-            group=data.orderflow_user,
-            mode="600",
-        )
-        for principal in principals
-    }
+    credential_uploads = {principal: _credential_files(principal) for principal in principals}
     # The super user's password stays on the app host only while the ACLs are set.
-    broker_credentials = credentials_file("broker")
-    files.put(
-        name="Upload the broker super user's credentials (removed once the ACLs are set)",
-        src=StringIO(security.client_credentials(data, "broker", ca_location)),
-        dest=broker_credentials,
-        user="root",
-        group="root",
-        mode="600",
-        _run_once=True,
-    )
+    _credential_files("broker", _run_once=True)
     server.shell(
         name="Set the ACLs of every principal (once, from one app host)",
         commands=[
-            _run_as_service_user(data.orderflow_env_file, broker_credentials)
-            + f"{venv}/bin/orderflow kafka acls; rc=$?; rm -f {broker_credentials}; exit $rc"
+            _run_as_service_user(
+                data.orderflow_env_file, credentials_file("broker"), principal="broker"
+            )
+            + f"{venv}/bin/orderflow kafka acls; rc=$?; "
+            f"rm -f {credentials_file('broker')} {password_file('broker')}; exit $rc"
         ],
         _run_once=True,
     )
@@ -304,10 +329,9 @@ if secured:
 server.shell(
     name="Create the orderflow topics (once, from one app host)",
     commands=[
-        _run_as_service_user(
-            data.orderflow_env_file, *([credentials_file("admin")] if secured else [])
-        )
-        + f"{venv}/bin/orderflow topics create"
+        _run_as_service_user(data.orderflow_env_file, credentials_file("admin"), principal="admin")
+        if secured
+        else _run_as_service_user(data.orderflow_env_file) + f"{venv}/bin/orderflow topics create"
     ],
     _run_once=True,
 )
@@ -326,6 +350,7 @@ units = {
         "instance_id": "%H-%i",
         "state_subdir": "%p-%i",
         "credentials_file": credentials_file("main") if secured else None,
+        "load_credential": load_password("main") if secured else None,
     },
     "orderflow-retry@.service": {
         "description": "orderflow retry processor (instance %i)",
@@ -333,6 +358,7 @@ units = {
         "instance_id": "%H-%i",
         "state_subdir": "%p-%i",
         "credentials_file": credentials_file("retry") if secured else None,
+        "load_credential": load_password("retry") if secured else None,
     },
 }
 if data.ui_host:
@@ -360,6 +386,7 @@ if data.ui_host:
         "instance_id": "%H-dashboard",
         "state_subdir": "dashboard",
         "credentials_file": credentials_file("operator") if secured else None,
+        "load_credential": load_password("operator") if secured else None,
     }
 unit_files = {
     unit: files.template(
@@ -389,7 +416,7 @@ server.shell(
         *restart_triggers,
         unit_files["orderflow-main@.service"],
         unit_files["orderflow-retry@.service"],
-        *([credential_uploads["main"], credential_uploads["retry"]] if secured else []),
+        *([*credential_uploads["main"], *credential_uploads["retry"]] if secured else []),
     ),
 )
 if data.ui_host:
@@ -399,7 +426,7 @@ if data.ui_host:
         _if=any_changed(
             *restart_triggers,
             unit_files["orderflow-dashboard.service"],
-            *([credential_uploads["operator"]] if secured else []),
+            *(credential_uploads["operator"] if secured else []),
         ),
     )
 

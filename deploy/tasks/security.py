@@ -29,7 +29,7 @@ from deploy.localkafka.broker_security import (
     secure_broker_properties,
 )
 from deploy.localkafka.certs import CA_CERT, NodeIdentity, ensure_certificates, node_file
-from deploy.localkafka.security import ClusterSecrets, client_env
+from deploy.localkafka.security import ClusterSecrets
 from processors.errors import OrderflowError
 
 MODES = ("plaintext", "sasl_ssl")
@@ -102,7 +102,7 @@ def broker_properties(data: Any) -> dict[str, str]:
         advertised_client=client,
         keystore=BROKER_KEYSTORE,
         truststore=BROKER_TRUSTSTORE,
-        broker_password=cluster_secrets(data).passwords()[BROKER_USER],
+        broker_password=password(data, BROKER_USER),
         node_principals=[node_name(int(h["node_id"])) for h in data.kafka_hosts],
     )
 
@@ -112,10 +112,25 @@ def scram_format_file(data: Any) -> str:
     return "\n".join(scram_format_arguments(cluster_secrets(data).passwords())) + "\n"
 
 
-def client_credentials(data: Any, user: str, ca_location: str) -> str:
-    """An ``EnvironmentFile`` (``ORDERFLOW_*`` lines) authenticating as SCRAM user ``user``."""
-    password = cluster_secrets(data).passwords()[user]
-    return client_env(user, password, {"SSL_CA_LOCATION": ca_location})
+# The systemd credential (``LoadCredential=<name>:<file>``) processors.settings reads.
+PASSWORD_CREDENTIAL = "orderflow_sasl_password"
+
+
+def client_settings(user: str, ca_location: str) -> str:
+    """An ``EnvironmentFile`` signing in as SCRAM user ``user``, without its password (that one
+    is a systemd credential, ``password``)."""
+    values = {
+        "SECURITY_PROTOCOL": "SASL_SSL",
+        "SASL_MECHANISM": SCRAM_MECHANISM,
+        "SASL_USERNAME": user,
+        "SSL_CA_LOCATION": ca_location,
+    }
+    header = f"# Managed by pyinfra: Kafka principal {user} (its password: {PASSWORD_CREDENTIAL})\n"
+    return header + "".join(f"ORDERFLOW_{key}={value}\n" for key, value in values.items())
+
+
+def password(data: Any, user: str) -> str:
+    return cluster_secrets(data).passwords()[user]
 
 
 def console_settings(data: Any, ca_location: str) -> dict[str, str]:
@@ -124,7 +139,7 @@ def console_settings(data: Any, ca_location: str) -> dict[str, str]:
         "KAFKA_SASL_ENABLED": "true",
         "KAFKA_SASL_MECHANISM": SCRAM_MECHANISM,
         "KAFKA_SASL_USERNAME": "console",
-        "KAFKA_SASL_PASSWORD": cluster_secrets(data).passwords()["console"],
+        "KAFKA_SASL_PASSWORD": password(data, "console"),
         "KAFKA_TLS_ENABLED": "true",
         "KAFKA_TLS_CAFILEPATH": ca_location,
     }

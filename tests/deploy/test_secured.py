@@ -150,29 +150,44 @@ def test_each_unit_signs_in_as_its_own_principal(
     passwords: dict[str, str],
     secrets_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
     unit: str,
     principal: str,
 ) -> None:
     uploads = secured_run["app-1"]["uploads"]
-    path = f"{CREDENTIALS}/{principal}.env"
-    assert f"\nEnvironmentFile={path}\n" in uploads[f"/etc/systemd/system/{unit}"]
-    assert file_commands(secured_run, "app-1", path) == {
-        f"chmod 600 {path}",
-        f"chown orderflow:orderflow {path}",
-    }
-    # What systemd hands the process is what the settings read (the CA at its local path here).
+    env_file, password_file = (
+        f"{CREDENTIALS}/{principal}.env",
+        f"{CREDENTIALS}/{principal}.password",
+    )
+    unit_text = uploads[f"/etc/systemd/system/{unit}"]
+    assert f"\nEnvironmentFile={env_file}\n" in unit_text
+    assert f"\nLoadCredential=orderflow_sasl_password:{password_file}\n" in unit_text
+    # Root's: systemd reads them for the unit; the other units (same user) cannot.
+    for path in (env_file, password_file):
+        assert file_commands(secured_run, "app-1", path) == {
+            f"chmod 600 {path}",
+            f"chown root:root {path}",
+        }
+    assert "PASSWORD" not in uploads[env_file]
+    assert uploads[password_file] == passwords[principal]
+    # What systemd hands the process is what the settings read: its environment files, and
+    # the credential in $CREDENTIALS_DIRECTORY (the CA at its local path here).
     monkeypatch.delenv("ORDERFLOW_CONFIG", raising=False)
-    for text in (uploads["/etc/orderflow/orderflow.env"], uploads[path]):
+    for text in (uploads["/etc/orderflow/orderflow.env"], uploads[env_file]):
         for key, value in properties(text).items():
             monkeypatch.setenv(key, value)
     monkeypatch.setenv("ORDERFLOW_SSL_CA_LOCATION", str(secrets_dir / "security" / "ca.pem"))
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "orderflow_sasl_password").write_text(uploads[password_file])
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
     settings = load_settings()
     assert settings.security_protocol == "SASL_SSL"
     assert settings.sasl_mechanism == "SCRAM-SHA-512"
     assert settings.sasl_username == principal
     assert settings.sasl_password is not None
     assert settings.sasl_password.get_secret_value() == passwords[principal]
-    assert properties(uploads[path])["ORDERFLOW_SSL_CA_LOCATION"] == "/etc/orderflow/tls/ca.pem"
+    assert properties(uploads[env_file])["ORDERFLOW_SSL_CA_LOCATION"] == "/etc/orderflow/tls/ca.pem"
 
 
 def test_topics_are_created_as_admin_and_acls_set_as_the_broker_once(
@@ -184,15 +199,21 @@ def test_topics_are_created_as_admin_and_acls_set_as_the_broker_once(
     assert names.index(acls) < names.index(topics)
     (acl_command,) = find_op(secured_run, "app-1", acls)["commands"]
     assert "orderflow kafka acls" in acl_command
-    assert f"-p EnvironmentFile={CREDENTIALS}/broker.env" in acl_command
-    assert acl_command.endswith(f"rm -f {CREDENTIALS}/broker.env; exit $rc")
+    broker_env, broker_password = f"{CREDENTIALS}/broker.env", f"{CREDENTIALS}/broker.password"
+    assert f"-p EnvironmentFile={broker_env}" in acl_command
+    assert f"-p LoadCredential=orderflow_sasl_password:{broker_password}" in acl_command
+    assert acl_command.endswith(f"rm -f {broker_env} {broker_password}; exit $rc")
     assert find_op(secured_run, "app-1", acls)["run_once"]
-    assert file_commands(secured_run, "app-1", f"{CREDENTIALS}/broker.env") == {
-        f"chmod 600 {CREDENTIALS}/broker.env",
-        f"chown root:root {CREDENTIALS}/broker.env",
-    }
+    for path in (broker_env, broker_password):
+        assert file_commands(secured_run, "app-1", path) == {
+            f"chmod 600 {path}",
+            f"chown root:root {path}",
+        }
     (topics_command,) = find_op(secured_run, "app-1", topics)["commands"]
     assert f"-p EnvironmentFile={CREDENTIALS}/admin.env" in topics_command
+    assert f"-p LoadCredential=orderflow_sasl_password:{CREDENTIALS}/admin.password" in (
+        topics_command
+    )
 
 
 def test_console_uses_its_own_read_only_principal(
