@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -188,6 +191,27 @@ def test_each_unit_signs_in_as_its_own_principal(
     assert settings.sasl_password is not None
     assert settings.sasl_password.get_secret_value() == passwords[principal]
     assert properties(uploads[env_file])["ORDERFLOW_SSL_CA_LOCATION"] == "/etc/orderflow/tls/ca.pem"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+@pytest.mark.parametrize(
+    "unit", ["orderflow-main@.service", "orderflow-retry@.service", "orderflow-dashboard.service"]
+)
+def test_systemd_analyze_verify_accepts_the_secured_unit(
+    secured_run: Report, unit: str, tmp_path: Path
+) -> None:
+    name = unit.replace("@.service", "@1.service")
+    text = secured_run["app-1"]["uploads"][f"/etc/systemd/system/{unit}"].replace(
+        "/opt/orderflow/venv/bin/orderflow", str(Path(sys.executable).with_name("orderflow"))
+    )
+    assert "LoadCredential=" in text
+    (tmp_path / name).write_text(text)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / name)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    complaints = [line for line in result.stderr.splitlines() if name in line]
+    assert result.returncode == 0 and not complaints, result.stderr
 
 
 def test_topics_are_created_as_admin_and_acls_set_as_the_broker_once(
