@@ -26,7 +26,8 @@ from deploy.localkafka.config import broker_settings
 from deploy.localkafka.security import USERS
 from deploy.tasks import security
 from processors.settings import load_settings
-from tests.deploy.conftest import Report, find_op, op_names
+from tests.deploy.conftest import Report, converged_responses, find_op, op_names
+from tests.deploy.test_deploy import executed, uploads
 
 BROKERS = {"kafka-1": "10.42.128.11", "kafka-2": "10.42.129.12", "kafka-3": "10.42.130.13"}
 CREDENTIALS = "/etc/orderflow/credentials"
@@ -275,6 +276,48 @@ def test_no_password_in_any_logged_operation(
     leaked = [user for user, password in passwords.items() if password in text]
     assert not leaked, f"passwords of {leaked} appear in operation names or commands"
     assert "PRIVATE KEY" not in text
+
+
+def test_a_second_secured_run_reuses_the_secrets_and_restarts_nothing(
+    fake_deploy: Callable[..., Report], secured_run: Report, secrets_dir: Path
+) -> None:
+    """Hosts in the state the first run left (the broker's credentials gone again from app-1,
+    every broker formatted): the secrets are reused, only the broker's credentials travel
+    again, for the ACL step, and the app units are not restarted."""
+    meta = "/var/lib/kafka/data/meta.properties"
+    formatted = {
+        f"test -L {meta} )": f"user=kafka group=kafka mode=-rw-r--r-- atime=0 mtime=0 ctime=0 "
+        f"size=1 '{meta}'"
+    }
+    host_responses = {}
+    for host in secured_run:
+        converged = converged_responses(secured_run, host)
+        host_responses[host] = {
+            **{k: v for k, v in converged.items() if f"{CREDENTIALS}/broker." not in k},
+            **(formatted if host in BROKERS else {}),
+        }
+    again = fake_deploy(
+        host_responses=host_responses,
+        data={
+            "kafka_security": "sasl_ssl",
+            "kafka_runtime": "jars",
+            "orderflow_secrets_dir": str(secrets_dir),
+        },
+    )
+    for host in BROKERS:
+        # The jars' directory sync is not modelled by converged_responses: leave the jars out.
+        sent = [u for u in uploads(again, host) if "/opt/kafka/kafka-" not in u]
+        assert sent == [], host  # the same certificates, settings and SCRAM users
+        names = op_names(again, host)
+        assert not [name for name in names if name.startswith("Format this node")], host
+    sent = uploads(again, "app-1")
+    assert len(sent) == 2 and all(f"{CREDENTIALS}/broker." in u for u in sent), sent
+    assert executed(again, "app-1", "Set the ACLs of every principal (once, from one app host)")
+    for name in (
+        "Restart the processors (code, settings or unit changed)",
+        "Restart the dashboard (code, settings or unit changed)",
+    ):
+        assert not executed(again, "app-1", name), name
 
 
 def test_plaintext_stays_the_default(fresh_run: Report) -> None:
