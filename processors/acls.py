@@ -10,6 +10,9 @@ denied by the broker (``allow.everyone.if.no.acl.found=false``).
 - ``operator`` (dashboard, ``orderflow dlq``): read all four topics; write main and retry
   (redrive); the tail-reader and replay groups; see the processors' groups' offsets (lag).
 - ``admin`` (``orderflow topics``): create, inspect, alter and delete the four topics.
+- ``console`` (Redpanda Console on the VMs): read and describe the topics and the redrive
+  ledger, describe the processors' groups; no write, no group of its own (it reads by
+  assignment), no topic changes.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from typing import Literal
 
 from processors.settings import Settings
 
-Role = Literal["main", "retry", "producer", "operator", "admin"]
-ROLES: tuple[Role, ...] = ("main", "retry", "producer", "operator", "admin")
+Role = Literal["main", "retry", "producer", "operator", "admin", "console"]
+ROLES: tuple[Role, ...] = ("main", "retry", "producer", "operator", "admin", "console")
 
 ResourceType = Literal["TOPIC", "GROUP", "TRANSACTIONAL_ID"]
 PatternType = Literal["LITERAL", "PREFIXED"]
@@ -99,6 +102,11 @@ def grants(role: Role, settings: Settings, username: str | None = None) -> list[
                 "TOPIC", topic, "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS", "ALTER",
                 "ALTER_CONFIGS", "DELETE",
             )  # fmt: skip
+    elif role == "console":
+        for topic in (*settings.all_topics, settings.topic_redriven):
+            allow("TOPIC", topic, "READ", "DESCRIBE", "DESCRIBE_CONFIGS")
+        for group in (settings.group_main, settings.group_retry):
+            allow("GROUP", group, "DESCRIBE")
     else:
         raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
     return sorted(out)

@@ -1,8 +1,9 @@
 """The one settings object. Read once at a command's entry point and passed down.
 
 Sources, highest priority first: explicit keyword arguments, environment variables
-(prefix ``ORDERFLOW_``), a TOML file (``ORDERFLOW_CONFIG`` or ``./orderflow.toml``), defaults.
-No other module reads ``os.environ``.
+(prefix ``ORDERFLOW_``), systemd credentials (files named ``orderflow_<name>`` in
+``$CREDENTIALS_DIRECTORY``, from a unit's ``LoadCredential=``), a TOML file (``ORDERFLOW_CONFIG``
+or ``./orderflow.toml``), defaults. No other module reads ``os.environ``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
+    SecretsSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
@@ -146,6 +148,10 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         config_file = Path(os.environ.get("ORDERFLOW_CONFIG", "orderflow.toml"))
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        # systemd's LoadCredential= puts a unit's secrets there (a private, unswappable dir).
+        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+        if credentials and Path(credentials).is_dir():
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=credentials))
         if config_file.is_file():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)

@@ -24,6 +24,24 @@ def test_defaults_are_the_documented_topics_and_retention():
     assert settings.processing_guarantee == "exactly-once"
 
 
+def test_systemd_credentials_are_read_and_environment_wins(monkeypatch, tmp_path):
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "orderflow_sasl_password").write_text("from-load-credential-0123\n")
+    (credentials / "orderflow_sasl_username").write_text("main")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    monkeypatch.setenv("ORDERFLOW_SECURITY_PROTOCOL", "SASL_SSL")
+    settings = load_settings()
+    assert settings.sasl_password is not None
+    assert settings.sasl_password.get_secret_value() == "from-load-credential-0123"
+    assert settings.sasl_username == "main"
+    monkeypatch.setenv("ORDERFLOW_SASL_USERNAME", "retry")
+    assert load_settings().sasl_username == "retry"
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "missing"))
+    with pytest.raises(SettingsError, match="needs sasl_username and sasl_password"):
+        load_settings()
+
+
 def test_environment_overrides_defaults(monkeypatch):
     monkeypatch.setenv("ORDERFLOW_PARTITIONS", "6")
     monkeypatch.setenv("ORDERFLOW_TOPIC_PROCESSED", "")

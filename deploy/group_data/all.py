@@ -1,5 +1,7 @@
 """Defaults for every host. Group files (kafka.py, app.py) and host data override them."""
 
+import os as _os
+
 # pyinfra logs in as the AMI's user (ORDERFLOW_SSH_USER) and needs root for every operation.
 _sudo = True
 
@@ -24,3 +26,11 @@ offline_apt_sources = None
 # Kafka's ports, known to brokers (listeners) and to every client host (readiness checks).
 kafka_client_port = 9092
 kafka_controller_port = 9093
+
+# Kafka security: "plaintext" (default: PLAINTEXT inside the VPC) or "sasl_ssl" (SASL_SSL with
+# SCRAM-SHA-512 for clients, TLS between controllers, ACLs per principal; kafka_runtime=jars).
+# Read from the environment (ORDERFLOW_SECURITY) or set with `pyinfra --data`.
+kafka_security = _os.environ.get("ORDERFLOW_SECURITY", "plaintext")
+# Where the secured mode's certificates and SCRAM passwords live on this (the deploying)
+# machine, outside the repository; None: ~/.config/orderflow/<kafka_cluster_id>/.
+orderflow_secrets_dir = _os.environ.get("ORDERFLOW_SECRETS_DIR") or None

@@ -2,6 +2,16 @@
 
 Services restart only when what they run changed: the installed code, the settings file or
 their unit file.
+
+``kafka_security: sasl_ssl``: each process authenticates as its own SCRAM principal
+(processors/acls.py): ``main``, ``retry``, ``operator`` (the dashboard), ``admin`` (topics),
+``console`` (Redpanda Console). Its unit reads ``/etc/orderflow/credentials/<principal>.env``
+(user, mechanism, CA: a second ``EnvironmentFile=``) and gets its password as the systemd
+credential ``orderflow_sasl_password`` (``LoadCredential=`` of ``<principal>.password``), which
+processors/settings.py reads from ``$CREDENTIALS_DIRECTORY``: both files 0600 and root's, so no
+process sees another principal's password. The CA is ``/etc/orderflow/tls/ca.pem``. One app host
+sets every principal's ACLs as the broker super user (``orderflow kafka acls``), from
+credentials it removes right after.
 """
 
 import hashlib
@@ -11,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from io import StringIO
 from pathlib import Path
 
 from pyinfra import host
@@ -19,7 +30,7 @@ from pyinfra.facts.files import File, FileContents
 from pyinfra.operations import files, pip, server, systemd
 from pyinfra.operations.util import any_changed
 
-from deploy.tasks import packages
+from deploy.tasks import packages, security
 
 DEPLOY_DIR = Path(__file__).resolve().parent.parent
 REPO_DIR = DEPLOY_DIR.parent
@@ -214,16 +225,113 @@ env_file = files.template(
 )
 restart_triggers.append(env_file)
 
+secured = security.secured(data)
+credentials_dir = f"{data.orderflow_config_dir}/credentials"
+ca_location = f"{data.orderflow_config_dir}/tls/ca.pem"
+
+
+def credentials_file(principal: str) -> str:
+    """The principal's non-secret client settings (``EnvironmentFile=``)."""
+    return f"{credentials_dir}/{principal}.env"
+
+
+def password_file(principal: str) -> str:
+    """The principal's password, handed to its unit alone (``LoadCredential=``)."""
+    return f"{credentials_dir}/{principal}.password"
+
+
+def load_password(principal: str) -> str:
+    return f"{security.PASSWORD_CREDENTIAL}:{password_file(principal)}"
+
+
+def _run_as_service_user(*env_files: str, principal: str | None = None) -> str:
+    """A ``systemd-run`` prefix: the service user, sandboxed, with these environment files
+    (and ``principal``'s password as a systemd credential)."""
+    properties = [f"-p EnvironmentFile={path}" for path in env_files]
+    if principal:
+        properties.append(f"-p LoadCredential={load_password(principal)}")
+    return (
+        "systemd-run --wait --pipe --quiet --collect "
+        f"--uid={data.orderflow_user} --gid={data.orderflow_user} "
+        f"{' '.join(properties)} -p NoNewPrivileges=yes "
+    )
+
+
+def _credential_files(principal: str, **arguments) -> list:
+    """Upload ``principal``'s client settings and password: 0600, root's (systemd reads them
+    for the unit; the processes, all of the same user, never see each other's)."""
+    return [
+        files.put(
+            name=f"Upload the {principal} principal's Kafka client settings",
+            src=StringIO(security.client_settings(principal, ca_location)),
+            dest=credentials_file(principal),
+            user="root",
+            group="root",
+            mode="600",
+            **arguments,
+        ),
+        files.put(
+            name=f"Upload the {principal} principal's Kafka password",
+            src=StringIO(security.password(data, principal)),
+            dest=password_file(principal),
+            user="root",
+            group="root",
+            mode="600",
+            **arguments,
+        ),
+    ]
+
+
+if secured:
+    files.directory(
+        name="Create the orderflow TLS directory",
+        path=f"{data.orderflow_config_dir}/tls",
+        user="root",
+        group=data.orderflow_user,
+        mode="750",
+    )
+    restart_triggers.append(
+        files.put(
+            name="Upload the Kafka CA certificate (what the clients trust)",
+            src=str(security.ca_file(data)),
+            dest=ca_location,
+            user="root",
+            group=data.orderflow_user,
+            mode="640",
+        )
+    )
+    files.directory(
+        name="Create the orderflow credentials directory",
+        path=credentials_dir,
+        user="root",
+        group="root",
+        mode="700",
+    )
+    principals = ["main", "retry", "admin", *(["operator"] if data.ui_host else [])]
+    credential_uploads = {principal: _credential_files(principal) for principal in principals}
+    # The super user's password stays on the app host only while the ACLs are set.
+    _credential_files("broker", _run_once=True)
+    server.shell(
+        name="Set the ACLs of every principal (once, from one app host)",
+        commands=[
+            _run_as_service_user(
+                data.orderflow_env_file, credentials_file("broker"), principal="broker"
+            )
+            + f"{venv}/bin/orderflow kafka acls; rc=$?; "
+            f"rm -f {credentials_file('broker')} {password_file('broker')}; exit $rc"
+        ],
+        _run_once=True,
+    )
+
 # Topics before processors: brokers never auto-create them. Idempotent; a topic that exists
 # with other partitions or config is drift and fails the deploy. Runs as the service user with
-# the services' own settings file.
+# the services' own settings file (secured: as the admin principal).
 server.shell(
     name="Create the orderflow topics (once, from one app host)",
     commands=[
-        "systemd-run --wait --pipe --quiet --collect "
-        f"--uid={data.orderflow_user} --gid={data.orderflow_user} "
-        f"-p EnvironmentFile={data.orderflow_env_file} -p NoNewPrivileges=yes "
-        f"{venv}/bin/orderflow topics create"
+        _run_as_service_user(data.orderflow_env_file, credentials_file("admin"), principal="admin")
+        if secured
+        else _run_as_service_user(data.orderflow_env_file) + f"{venv}/bin/orderflow topics create"
     ],
     _run_once=True,
 )
@@ -241,12 +349,16 @@ units = {
         "command": "main",
         "instance_id": "%H-%i",
         "state_subdir": "%p-%i",
+        "credentials_file": credentials_file("main") if secured else None,
+        "load_credential": load_password("main") if secured else None,
     },
     "orderflow-retry@.service": {
         "description": "orderflow retry processor (instance %i)",
         "command": "retry",
         "instance_id": "%H-%i",
         "state_subdir": "%p-%i",
+        "credentials_file": credentials_file("retry") if secured else None,
+        "load_credential": load_password("retry") if secured else None,
     },
 }
 if data.ui_host:
@@ -273,6 +385,8 @@ if data.ui_host:
         "command": dashboard_command,
         "instance_id": "%H-dashboard",
         "state_subdir": "dashboard",
+        "credentials_file": credentials_file("operator") if secured else None,
+        "load_credential": load_password("operator") if secured else None,
     }
 unit_files = {
     unit: files.template(
@@ -302,13 +416,18 @@ server.shell(
         *restart_triggers,
         unit_files["orderflow-main@.service"],
         unit_files["orderflow-retry@.service"],
+        *([*credential_uploads["main"], *credential_uploads["retry"]] if secured else []),
     ),
 )
 if data.ui_host:
     server.shell(
         name="Restart the dashboard (code, settings or unit changed)",
         commands=["systemctl try-restart orderflow-dashboard.service"],
-        _if=any_changed(*restart_triggers, unit_files["orderflow-dashboard.service"]),
+        _if=any_changed(
+            *restart_triggers,
+            unit_files["orderflow-dashboard.service"],
+            *(credential_uploads["operator"] if secured else []),
+        ),
     )
 
 instances = [

@@ -4,10 +4,17 @@ The jars are the ones ``orderflow kafka`` runs locally, uploaded from this machi
 (fetched from Maven Central first if needed); the node runs as the unprivileged ``kafka`` user
 with its log on the data volume path. Settings shared with the local cluster and the compose
 file come from ``deploy.localkafka.config.broker_settings``.
+
+``kafka_security: sasl_ssl``: the listener, TLS, SASL and authorizer keys come from
+``deploy.localkafka.broker_security`` as for ``orderflow kafka up --secure`` (via
+``deploy.tasks.security``); the node's key and the CA are uploaded to ``/etc/kafka/tls`` and the
+settings file (it holds the broker user's password) is 0600, all owned by the kafka user; the
+SCRAM users are created when the storage is formatted, from a 0600 ``@file`` removed right after.
 """
 
 from __future__ import annotations
 
+from io import StringIO
 from pathlib import Path
 
 from pyinfra import host
@@ -17,11 +24,12 @@ from pyinfra.operations.util import any_changed
 
 from deploy.localkafka.config import broker_settings
 from deploy.localkafka.jars import ensure_jars, kafka_version
-from deploy.tasks import packages
+from deploy.tasks import packages, security
 
 DEPLOY_DIR = Path(__file__).resolve().parent.parent
 PROPERTIES = "/etc/kafka/server.properties"
 LOG4J_CONFIG = "/etc/kafka/log4j2.properties"
+SCRAM_FORMAT_FILE = "/etc/kafka/scram-users.args"
 
 
 def jars_broker(*, quorum_voters: str) -> None:
@@ -70,13 +78,16 @@ def jars_broker(*, quorum_voters: str) -> None:
         mode="750",
     )
     address = data.private_ip
+    secured = security.secured(data)
+    tls_uploads = _broker_tls(user) if secured else []
     properties = files.template(
         name="Render this node's Kafka settings",
         src=str(DEPLOY_DIR / "templates" / "kafka-server.properties.j2"),
         dest=PROPERTIES,
-        user="root",
+        # Secured, it holds the broker user's password: the kafka user's alone.
+        user=user if secured else "root",
         group=user,
-        mode="640",
+        mode="600" if secured else "640",
         properties={
             "node.id": data.kafka_node_id,
             "controller.quorum.voters": quorum_voters,
@@ -90,6 +101,7 @@ def jars_broker(*, quorum_voters: str) -> None:
             ),
             "log.dirs": data.kafka_data_dir,
             **broker_settings(data.kafka_replication_factor, data.kafka_min_isr),
+            **(security.broker_properties(data) if secured else {}),
         },
     )
     log4j = files.put(
@@ -101,14 +113,35 @@ def jars_broker(*, quorum_voters: str) -> None:
         mode="640",
     )
     if host.get_fact(File, path=f"{data.kafka_data_dir}/meta.properties") is None:
-        server.shell(
-            name="Format this node's Kafka storage (once: an existing log is never touched)",
-            commands=[
-                f"runuser -u {user} -- /usr/bin/java -Dlog4j2.configurationFile={LOG4J_CONFIG} "
-                f"-cp '{jars_dir}/*' kafka.tools.StorageTool format --ignore-formatted "
-                f"-t {data.kafka_cluster_id} -c {PROPERTIES}"
-            ],
+        format_command = (
+            f"runuser -u {user} -- /usr/bin/java -Dlog4j2.configurationFile={LOG4J_CONFIG} "
+            f"-cp '{jars_dir}/*' kafka.tools.StorageTool format --ignore-formatted "
+            f"-t {data.kafka_cluster_id} -c {PROPERTIES}"
         )
+        if secured:
+            # The SCRAM users live in the metadata log: created at format time, as locally.
+            # The tool reads their passwords from an @file, never from its command line.
+            files.put(
+                name="Upload the SCRAM users for the first format",
+                src=StringIO(security.scram_format_file(data)),
+                dest=SCRAM_FORMAT_FILE,
+                user=user,
+                group=user,
+                mode="600",
+            )
+            server.shell(
+                name="Format this node's Kafka storage with its SCRAM users "
+                "(once: an existing log is never touched)",
+                commands=[
+                    f"{format_command} @{SCRAM_FORMAT_FILE}; rc=$?; rm -f {SCRAM_FORMAT_FILE}; "
+                    "exit $rc"
+                ],
+            )
+        else:
+            server.shell(
+                name="Format this node's Kafka storage (once: an existing log is never touched)",
+                commands=[format_command],
+            )
     unit = files.template(
         name="Install the kafka.service unit",
         src=str(DEPLOY_DIR / "templates" / "kafka.service.j2"),
@@ -135,7 +168,37 @@ def jars_broker(*, quorum_voters: str) -> None:
             f"'until (exec 3<>/dev/tcp/{address}/{data.kafka_client_port}) 2>/dev/null; "
             "do sleep 2; done'",
         ],
-        _if=any_changed(jars, properties, log4j, unit),
+        _if=any_changed(jars, properties, log4j, unit, *tls_uploads),
         _serial=True,
     )
     systemd.service(name="Run Kafka at boot", service="kafka.service", running=True, enabled=True)
+
+
+def _broker_tls(user: str) -> list:
+    """Upload this node's key and certificate chain and the CA (0600, the kafka user's)."""
+    data = host.data
+    files.directory(
+        name="Create the Kafka TLS directory",
+        path=security.BROKER_TLS_DIR,
+        user=user,
+        group=user,
+        mode="700",
+    )
+    return [
+        files.put(
+            name="Upload this node's TLS key and certificate",
+            src=str(security.keystore_file(data, data.kafka_node_id)),
+            dest=security.BROKER_KEYSTORE,
+            user=user,
+            group=user,
+            mode="600",
+        ),
+        files.put(
+            name="Upload the Kafka CA certificate",
+            src=str(security.ca_file(data)),
+            dest=security.BROKER_TRUSTSTORE,
+            user=user,
+            group=user,
+            mode="600",
+        ),
+    ]

@@ -137,6 +137,24 @@ def up(
 
 
 @kafka.command()
+def acls() -> None:
+    """Set the ACLs of every principal (processors/acls.py) on the cluster in the settings.
+
+    For a cluster you did not start with `kafka up --secure` (the VM deploy runs it): the
+    settings must authenticate a super user (ORDERFLOW_SASL_USERNAME=broker). Each principal
+    ends up with exactly its grants; its other ACLs are removed.
+    """
+    from processors.acls import all_grants
+    from processors.kafka.access import check_access
+    from processors.kafka.acls import apply_grants
+
+    settings = load_settings()
+    check_access(settings)
+    created, deleted = apply_grants(settings, all_grants(settings))
+    click.echo(f"ACLs of {', '.join(ROLES)}: {created} created, {deleted} removed")
+
+
+@kafka.command()
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),

@@ -34,7 +34,17 @@ KAFKA_VARIABLES = {
     "DATA_DIR",
     "HEAP_SIZE",
 }
-CONSOLE_VARIABLES = {"CONSOLE_IMAGE", "KAFKA_BROKERS", "BIND_ADDRESS", "CONSOLE_PORT"}
+CONSOLE_PLAIN_VARIABLES = {"CONSOLE_IMAGE", "KAFKA_BROKERS", "BIND_ADDRESS", "CONSOLE_PORT"}
+CONSOLE_VARIABLES = CONSOLE_PLAIN_VARIABLES | {
+    # A secured cluster (kafka_security=sasl_ssl): Console's own principal, TLS and the CA.
+    "KAFKA_SASL_ENABLED",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_TLS_ENABLED",
+    "KAFKA_TLS_CAFILEPATH",
+    "CA_FILE",
+}
 _VARIABLE = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
 
 
@@ -202,9 +212,13 @@ def test_three_node_cluster_is_durable(fresh_run: Report) -> None:
 
 def test_private_console_binds_loopback(fresh_run: Report) -> None:
     env = parse_env(fresh_run["app-1"]["uploads"]["/opt/redpanda-console/.env"])
-    assert set(env) == CONSOLE_VARIABLES
+    assert set(env) == CONSOLE_PLAIN_VARIABLES
     console = resolved(CONSOLE_COMPOSE, env)["services"]["console"]
     assert console["ports"] == ["127.0.0.1:8080:8080"]
+    # The plaintext default: no SASL, no TLS, no CA mounted.
+    assert console["environment"]["KAFKA_SASL_ENABLED"] == "false"
+    assert console["environment"]["KAFKA_TLS_ENABLED"] == "false"
+    assert console["volumes"] == ["/dev/null:/etc/orderflow-kafka-ca.pem:ro"]
     assert console["environment"]["KAFKA_BROKERS"] == (
         "10.42.128.11:9092,10.42.129.12:9092,10.42.130.13:9092"
     )

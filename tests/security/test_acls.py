@@ -69,6 +69,16 @@ def test_admin_manages_topics_but_reads_and_writes_nothing() -> None:
     assert {"CREATE", "DELETE"} <= ops("admin", "TOPIC", "a.dlq")
 
 
+def test_console_only_reads_and_describes() -> None:
+    console = grants("console", NAMES)
+    assert {g.operation for g in console} == {"READ", "DESCRIBE", "DESCRIBE_CONFIGS"}
+    assert {g.resource_type for g in console} == {"TOPIC", "GROUP"}
+    assert ops("console", "TOPIC", "a.dlq") == {"READ", "DESCRIBE", "DESCRIBE_CONFIGS"}
+    # It sees the processors' lag, but cannot join (no READ) or own any group.
+    assert ops("console", "GROUP", "ga-main") == {"DESCRIBE"}
+    assert {g.name for g in console if g.resource_type == "GROUP"} == {"ga-main", "ga-retry"}
+
+
 def test_no_wildcards_and_names_follow_the_settings() -> None:
     every = all_grants(NAMES)
     assert {g.principal for g in every} == {f"User:{r}" for r in ROLES}

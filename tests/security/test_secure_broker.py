@@ -36,8 +36,8 @@ def test_secrets_on_disk_are_private_and_client_files_complete(secure: SecureClu
     text = properties.read_text()
     assert "allow.everyone.if.no.acl.found=false" in text and "PLAINTEXT" not in text
     passwords = secure.passwords()
-    assert len(set(passwords.values())) == len(passwords) == 6
-    for user in ("main", "retry", "producer", "operator", "admin"):
+    assert len(set(passwords.values())) == len(passwords) == 7
+    for user in ("main", "retry", "producer", "operator", "admin", "console"):
         env = read_env_file(secrets.client_env(user))
         assert env == {
             "ORDERFLOW_BOOTSTRAP_SERVERS": secure.bootstrap,
@@ -85,6 +85,27 @@ def test_admin_creates_topics_producer_produces_operator_reads_and_replays(
 
 
 # --- credentials --------------------------------------------------------------------------------
+def test_kafka_acls_sets_the_grants_as_the_broker_and_refuses_others(
+    secure: SecureCluster, names: Settings
+) -> None:
+    """What the secured VM deploy runs: idempotent as the super user, one line for anyone else."""
+    broker = secure.env(
+        None, names,
+        ORDERFLOW_SECURITY_PROTOCOL="SASL_SSL", ORDERFLOW_SASL_MECHANISM="SCRAM-SHA-512",
+        ORDERFLOW_SASL_USERNAME="broker", ORDERFLOW_SASL_PASSWORD=secure.passwords()["broker"],
+        ORDERFLOW_SSL_CA_LOCATION=str(secure.secrets.ca_file),
+    )  # fmt: skip
+    first = orderflow(secure, broker, "kafka", "acls")
+    assert first.returncode == 0, first.stderr
+    again = orderflow(secure, broker, "kafka", "acls")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip().endswith("0 created, 0 removed"), again.stdout
+    refused = orderflow(secure, secure.env("operator", names), "kafka", "acls")
+    assert refused.returncode != 0
+    assert refused.stderr.startswith("orderflow: error: ") and "Traceback" not in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+
+
 def test_no_credentials(secure: SecureCluster, names: Settings) -> None:
     env = secure.env(None, names, ORDERFLOW_SECURITY_PROTOCOL="SASL_SSL")
     orderflow(secure, env, "topics", "describe").error_line(
