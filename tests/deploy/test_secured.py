@@ -347,3 +347,9 @@ def test_unusable_security_modes_are_refused(data: dict[str, Any], message: str)
 def test_plaintext_needs_no_secrets() -> None:
     assert security.secured(SimpleNamespace(kafka_security="plaintext")) is False
     assert security.secured(SimpleNamespace(kafka_security=None)) is False
+
+
+def test_the_jars_broker_requires_its_data_mount(secured_run: Report) -> None:
+    for host in BROKERS:
+        unit = secured_run[host]["uploads"]["/etc/systemd/system/kafka.service"]
+        assert "\nRequiresMountsFor=/var/lib/kafka/" in unit, unit
