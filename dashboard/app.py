@@ -19,6 +19,7 @@ from dashboard import ui
 st.set_page_config(page_title="orderflow", page_icon="🔁", layout="wide")
 
 settings = ui.settings()
+ui.metrics_endpoint(settings.metrics_port, settings.metrics_host)
 if not ui.gate():
     st.stop()
 

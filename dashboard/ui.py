@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 import altair as alt
 import streamlit as st
+from prometheus_client import REGISTRY
 from streamlit.errors import StreamlitSecretNotFoundError
 
 from dashboard import shape
@@ -25,6 +26,7 @@ from dashboard.auth import (
 from dashboard.throttle import LOGIN_FAILURES, LoginThrottle
 from processors.core import display
 from processors.errors import KafkaUnavailableError, OrderflowError, SettingsError
+from processors.metrics import serve_registry
 from processors.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,17 @@ def settings() -> Settings:
         st.error(f"orderflow settings are invalid: {exc}", icon=":material/settings:")
         st.stop()
         raise  # unreachable: st.stop() ends the run
+
+
+@st.cache_resource(show_spinner=False)
+def metrics_endpoint(port: int | None, host: str) -> object:
+    """The process's ``/metrics`` (``ORDERFLOW_METRICS_PORT``; the login-failure counter),
+    started once. A port in use is logged and the pages go on without it."""
+    try:
+        return serve_registry(REGISTRY, port, host)
+    except OSError as exc:
+        log.warning("event=metrics_unavailable host=%s port=%s error=%r", host, port, str(exc))
+        return None
 
 
 def now_ms() -> int:

@@ -185,8 +185,13 @@ class _Exporter(Collector):
 
 def serve(metrics: Metrics, port: int | None, host: str = "127.0.0.1") -> Any:
     """Start the ``/metrics`` HTTP endpoint in a daemon thread; no-op when ``port`` is None."""
+    return serve_registry(metrics.registry, port, host)
+
+
+def serve_registry(registry: CollectorRegistry, port: int | None, host: str = "127.0.0.1") -> Any:
+    """Serve ``registry`` on ``/metrics`` from a daemon thread; no-op when ``port`` is None."""
     if port is None:
         return None
-    server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
+    server, _thread = start_http_server(port, addr=host, registry=registry)
     logger.info("event=metrics_listening host=%s port=%s", host, server.server_port)
     return server

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+import urllib.request
 
 import pytest
 
@@ -166,3 +168,26 @@ def test_password_gate_slows_down_and_locks_out_guessing(caplog, monkeypatch) ->
     at.button[0].click().run()
     assert any(text.startswith("Too many failed logins") for text in texts(at.error))
     assert "authenticated" not in at.session_state
+
+
+def test_refused_logins_are_counted_on_the_dashboards_metrics_endpoint(app_env) -> None:
+    from dashboard import ui
+    from deploy.localkafka.net import free_ports
+
+    port = free_ports(1)[0]
+    app_env({"ORDERFLOW_METRICS_PORT": str(port)})
+    at = new_app({"auth": {"password": "s3cret"}}).run()
+    at.text_input[0].input("not-it")
+    at.button[0].click().run()
+    assert "Wrong password." in texts(at.error)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        body = answer.read().decode()
+    counted = re.search(
+        r'^orderflow_dashboard_login_failures_total\{outcome="wrong_password"\} (\S+)$',
+        body,
+        re.MULTILINE,
+    )
+    assert counted is not None and float(counted.group(1)) >= 1, body
+    assert "not-it" not in body
+    ui.metrics_endpoint.clear()  # the server thread stays; a later test takes another port
+    ui.login_throttle.clear()
