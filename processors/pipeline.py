@@ -213,7 +213,10 @@ class GuardedStep:
         }
         if isinstance(handler_result, Mapping):
             body["result"] = dict(handler_result)
-        value = orjson.dumps(body, default=str, option=_JSON_OPTIONS)
+        try:
+            value = orjson.dumps(body, default=str, option=_JSON_OPTIONS)
+        except TypeError:  # a handler result orjson refuses (an int beyond 64 bits, …)
+            value = json.dumps(body, separators=(",", ":"), default=str).encode("utf-8")
         carried = [(n, v) for n, v in record.headers if n == h.TRACEPARENT]
         varying = h.encode(
             {

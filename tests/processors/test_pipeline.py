@@ -224,3 +224,9 @@ def test_failures_log_the_first_of_each_kind_then_a_summary(
     assert "retry.transient=3" in summary[0].getMessage()
     assert "dlq.deserialization_failed=1" in summary[0].getMessage()
     assert len([r for r in caplog.records if "event=routed " in r.getMessage()]) == 3
+
+
+def test_a_handler_result_orjson_refuses_is_still_an_outcome() -> None:
+    result = step(lambda order, ctx: {"big": 2**70, "n": 1})(record(order("o-9").to_json_bytes()))
+    assert result.decision.route is Route.PROCESSED and result.output is not None
+    assert json.loads(result.output.value or b"")["result"] == {"big": 2**70, "n": 1}
