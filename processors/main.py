@@ -144,7 +144,10 @@ def run(settings: Settings) -> None:
         group=settings.group_main,
         guarantee=settings.processing_guarantee,
     )
-    run_processor("main", settings, metrics, lambda wd: MainSession(settings, step, wd))
+    try:
+        run_processor("main", settings, metrics, lambda wd: MainSession(settings, step, wd))
+    finally:
+        step.routed_log.flush()  # the failures counted since the last summary
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ BATCH = 500
 # Work done between two polls is bounded, so polling never pauses for long.
 MAX_BURST_S = 1.0
 
+Decoded = tuple[Record, h.Contract]
+
 
 class RetryLoop:
     """The loop. ``consumer``/``producer`` are Quix Streams' low-level client wrappers."""
@@ -77,7 +79,8 @@ class RetryLoop:
         self.clock_ms = clock_ms
         self.capacity = settings.retry_max_held
         self.commit_interval_s = settings.commit_interval_s
-        self.schedule: Schedule[Record] = Schedule()
+        # Each held record with its decoded contract headers (decoded once, on arrival).
+        self.schedule: Schedule[Decoded] = Schedule()
         self.dirty = False
         self.last_checkpoint = time.monotonic()
         self.consecutive_failures = 0
@@ -179,8 +182,9 @@ class RetryLoop:
             return
         now = self.clock_ms()
         record = from_message(message)
-        due, note = effective_due(h.decode(record.headers), self.step.policy, now)
-        queue.admit(offset, due, record, now)
+        state = h.decode(record.headers)
+        due, note = effective_due(state, self.step.policy, now)
+        queue.admit(offset, due, (record, state), now)
         if note in ("due_invalid", "due_clamped"):
             self._adjusted(note, record, due - now)
 
@@ -227,7 +231,7 @@ class RetryLoop:
 
     def _process(self, held: Held[Record], now: int) -> None:
         self.metrics.lateness((now - held.due_ms) / 1000)
-        output = self.step(held.record).output
+        output = self.step(*held.record).output
         if output is not None and not self.committer.write(output):
             self._rewind(self.committer.reason)
             return
@@ -278,7 +282,7 @@ class RetryLoop:
         if not partitions:
             return
         for tp in self.consumer.committed(partitions, timeout=30):
-            queue: PartitionQueue[Record] = PartitionQueue(
+            queue: PartitionQueue[Decoded] = PartitionQueue(
                 (tp.topic, tp.partition), tp.offset, tp.metadata, self.capacity
             )
             self.schedule.queues[queue.key] = queue
@@ -357,7 +361,10 @@ def run(settings: Settings) -> None:
         group=settings.group_retry,
         guarantee=settings.processing_guarantee,
     )
-    run_processor("retry", settings, metrics, lambda wd: _session(settings, step, wd))
+    try:
+        run_processor("retry", settings, metrics, lambda wd: _session(settings, step, wd))
+    finally:
+        step.routed_log.flush()  # the failures counted since the last summary
 
 
 if __name__ == "__main__":

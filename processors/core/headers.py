@@ -297,16 +297,21 @@ _CONTRACT_FIELDS: Final = {
 }
 
 
-def decode(headers: RawHeaders | None) -> Contract:
-    """Decode every contract header of a header list: the one reader of the contract."""
-    values = last_values(headers)
-    return Contract(
-        **{
-            field: decode_value(name, values[name])
-            for field, name in _CONTRACT_FIELDS.items()
-            if name in values
-        }
-    )
+_FIELD_OF: Final = {name: field for field, name in _CONTRACT_FIELDS.items()}
+# What a first attempt (a record on the main topic) reads: its identity and where it was first
+# read. Its retry state is ignored by definition (docs/headers.md), so it is not decoded.
+FIRST_ATTEMPT: Final = frozenset({CE_ID, ORIGINAL_TOPIC, ORIGINAL_PARTITION, ORIGINAL_OFFSET})
+
+
+def decode(headers: RawHeaders | None, only: frozenset[str] | None = None) -> Contract:
+    """Decode the contract headers of a header list: the one reader of the contract. ``only``
+    (header names, e.g. ``FIRST_ATTEMPT``) decodes just those; every other field stays ``None``.
+    """
+    raw: dict[str, bytes | None] = {}
+    for name, value in headers or ():  # the last occurrence wins
+        if name in _FIELD_OF and (only is None or name in only):
+            raw[name] = value
+    return Contract(**{_FIELD_OF[name]: decode_value(name, value) for name, value in raw.items()})
 
 
 def known(value: Decoded) -> Any:

@@ -9,6 +9,7 @@ imports no Kafka code, so every case is a row in a table test.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -50,6 +51,17 @@ class Failure:
     error_class: str
     message: str
     stacktrace: str = ""
+    # Formatted only when a dead letter needs it: a retry record carries no stack trace, and
+    # formatting one (source lines, caret positions) costs more than the rest of a failure.
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
+
+    def trace(self) -> str:
+        """The stack trace of a dead letter: as given, else of ``exception``, else the message."""
+        if self.stacktrace:
+            return self.stacktrace
+        if self.exception is not None:
+            return "".join(traceback.format_exception(self.exception))
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -196,7 +208,7 @@ def route(
             h.CONSUMER_GROUP: identity.consumer_group,
             h.DLQ_REASON: reason.value if reason is not None else None,
             h.DLQ_AT: now_ms if to_dlq else None,
-            h.ERROR_STACKTRACE: (failure.stacktrace or failure.message) if to_dlq else None,
+            h.ERROR_STACKTRACE: failure.trace() if to_dlq else None,
         }
     )
     originals = h.encode(

@@ -46,6 +46,22 @@ class DlqFilter:
         explicit choice to redrive them, redriven before or not."""
         return self.order_id is not None or self.offset is not None or self.state == "redriven"
 
+    @property
+    def reads_content(self) -> bool:
+        """Whether it reads a dead letter's context (headers or payload), not only its location
+        and ledger state: a replay decodes only what it needs when it does not."""
+        return any(
+            value is not None
+            for value in (
+                self.reason,
+                self.error_class,
+                self.error_category,
+                self.order_id,
+                self.since_ms,
+                self.until_ms,
+            )
+        )
+
     def matches(self, letter: DeadLetter, redriven: Container[str] = ()) -> bool:
         """``redriven``: refs of the dead letters the ledger lists (for ``state``)."""
         if self.state is not None and (letter.ref in redriven) != (self.state == "redriven"):

@@ -19,6 +19,8 @@ from processors.core.envelope import Record
 
 # A record already replayed this many times is refused unless forced: it keeps coming back.
 REPLAY_LIMIT = 3
+# What a replay reads of a dead letter when its filter looks at locations only.
+REPLAY_HEADERS = frozenset({h.REPLAY_COUNT, h.ORIGINAL_TOPIC})
 
 _MISSING: Any = object()
 
@@ -58,10 +60,14 @@ class DeadLetter(Record):
     payload_json: Any
 
     @classmethod
-    def from_record(cls, record: Record) -> DeadLetter:
-        """Decode a DLQ record. Never raises, whatever its bytes (see ``core.display``)."""
-        c = h.decode(record.headers)
-        payload, _ = display.parse_json(record.value)
+    def from_record(cls, record: Record, only: frozenset[str] | None = None) -> DeadLetter:
+        """Decode a DLQ record. Never raises, whatever its bytes (see ``core.display``).
+
+        ``only`` (contract header names, e.g. ``REPLAY_HEADERS``): decode just those, for a
+        replay whose filter reads nothing else; every other field, ``header_text`` and
+        ``payload_json`` stay empty (the record's bytes are all there, as always)."""
+        c = h.decode(record.headers, only)
+        payload = display.parse_json(record.value)[0] if only is None else None
         key_text = h.decode_text(record.key)
         order_id = key_text if isinstance(key_text, str) and key_text else None
         if (
@@ -75,7 +81,7 @@ class DeadLetter(Record):
             replay_count = None
         return cls(
             **{field.name: getattr(record, field.name) for field in fields(Record)},
-            header_text=h.decoded_text(record.headers),
+            header_text=h.decoded_text(record.headers) if only is None else {},
             order_id=order_id,
             event_id=h.known(c.event_id),
             traceparent=h.known(c.traceparent),
@@ -128,7 +134,8 @@ class DeadLetter(Record):
         if force:
             return None
         if self.replay_count is None:
-            return f"unreadable {h.REPLAY_COUNT} header {self.header_text.get(h.REPLAY_COUNT)!r}"
+            raw = h.last_values(self.headers).get(h.REPLAY_COUNT)
+            return f"unreadable {h.REPLAY_COUNT} header {h.display_text(raw)!r}"
         if self.replay_count >= REPLAY_LIMIT:
             return f"already replayed {self.replay_count} times (limit {REPLAY_LIMIT}; --force)"
         return None

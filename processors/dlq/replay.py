@@ -295,7 +295,7 @@ def _handle(
     run: Run, message: Message, consumer: Consumer, sender: Sender | None, pacer: Pacer
 ) -> bool:
     """Decide and send one record. ``False`` when the run's limit stops it before this one."""
-    letter = DeadLetter.from_record(from_message(message))
+    letter = DeadLetter.from_record(from_message(message), run.decode_only)
     if not run.flt.matches(letter, run.ledger):
         return True
     batch = run.batch

@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from processors.dlq.filters import DlqFilter
 from processors.dlq.ledger import Ledger, Redrive, read_ledger
-from processors.dlq.model import DeadLetter
+from processors.dlq.model import REPLAY_HEADERS, DeadLetter
 from processors.dlq.rewrite import ReplayTarget, RunMark, fingerprint
 from processors.dlq.sender import (
     COORDINATOR_SETTLING,
@@ -160,6 +160,8 @@ class Run:
         self.restart = restart
         self.idle_timeout_s = idle_timeout_s
         self.delivery_timeout_s = delivery_timeout_s
+        # A filter on locations only: decode no more of a dead letter than a republish needs.
+        self.decode_only = None if flt.reads_content else REPLAY_HEADERS
         self.fp = fingerprint(self.topic, flt.fingerprint(), to, force, limit, again)
         self.report = ReplayReport(run_id=uuid.uuid4().hex[:8], dry_run=dry_run)
         self.rate = rate

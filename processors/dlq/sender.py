@@ -225,7 +225,11 @@ class Sender:
     def flush(self) -> int:
         """Wait for every delivery report; the number still unconfirmed after the budget."""
         budget = self.delivery_timeout_s + 5
-        return bounded("flush", lambda: self.producer.flush(budget), budget + 5)
+        try:
+            return bounded("flush", lambda: self.producer.flush(budget), budget + 5)
+        except KafkaException as exc:  # e.g. fenced while frozen: the run recovers from it
+            self._raise(exc, "flush")
+            raise  # unreachable: _raise always raises
 
     # --- transactions ----------------------------------------------------------------------------
     def commit(self, offsets: list[TopicPartition], consumer: Consumer | None) -> None:

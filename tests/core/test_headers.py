@@ -85,3 +85,18 @@ def test_decode_distinguishes_missing_from_garbage() -> None:
     assert contract.dlq_reason is h.INVALID  # present, not UTF-8
     assert contract.max_attempts is None  # absent
     assert contract.replay_count == 2
+
+
+def test_decode_only_some_headers() -> None:
+    raw = [
+        (h.CE_ID, b"evt-1"),
+        (h.ATTEMPTS, b"3"),
+        (h.ORIGINAL_OFFSET, b"garbage"),
+        (h.ORIGINAL_OFFSET, b"7"),
+        (h.RETRY_DUE_AT, b"x"),
+    ]
+    first = h.decode(raw, h.FIRST_ATTEMPT)
+    assert (first.event_id, first.original_offset) == ("evt-1", 7)  # last occurrence wins
+    assert first.attempts is None and first.due_at is None  # not decoded: read as absent
+    every = h.decode(raw)
+    assert (every.attempts, every.due_at, every.original_offset) == (3, h.INVALID, 7)

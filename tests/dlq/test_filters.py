@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 
 from processors.core.envelope import Record
 from processors.dlq.filters import DlqFilter
-from processors.dlq.model import DeadLetter
+from processors.dlq.model import REPLAY_HEADERS, DeadLetter
 from tests.dlq.conftest import dead_letter
 from tests.dlq.test_model import SETTINGS
 
@@ -41,6 +43,20 @@ def letter(order_id: str = "ord-1", partition: int = 0, offset: int = 5, **kw) -
 )
 def test_matches(flt: DlqFilter, selected: bool) -> None:
     assert flt.matches(letter()) is selected
+    # A replay decodes only REPLAY_HEADERS when the filter reads no context: same answer.
+    key, value, headers = dead_letter(SETTINGS, order_id="ord-1")
+    only = None if flt.reads_content else REPLAY_HEADERS
+    light = DeadLetter.from_record(Record("o.dlq", 0, 5, 1, key, value, headers), only)
+    assert flt.matches(light) is selected
+
+
+def test_every_field_that_reads_context_says_so() -> None:
+    context = {"reason", "error_class", "error_category", "order_id", "since_ms", "until_ms"}
+    location = {"partition", "offset", "positions", "state"}
+    assert context | location == {f.name for f in fields(DlqFilter)}  # a new field: decide
+    for name in context:
+        assert DlqFilter(**{name: 1}).reads_content
+    assert not DlqFilter(partition=0, offset=1, state="pending").reads_content
 
 
 def test_ranges_narrow_to_locations() -> None:

@@ -6,7 +6,7 @@ import json
 
 from processors.core import headers as h
 from processors.core.envelope import Record
-from processors.dlq.model import DeadLetter, bytes_from_json
+from processors.dlq.model import REPLAY_HEADERS, DeadLetter, bytes_from_json
 from processors.settings import Settings
 from tests.dlq.conftest import STACK, dead_letter
 
@@ -91,3 +91,21 @@ def test_json_export_is_lossless() -> None:
     assert obj["dead_letter"]["original"]["offset"] == 7
     empty = DeadLetter.from_record(record((None, None, [])))
     assert bytes_from_json(empty.to_json(), "value") is None
+
+
+def test_a_replay_decodes_only_what_it_needs() -> None:
+    key, value, headers = dead_letter(SETTINGS, order_id="ord-1")
+    raw = Record("o.dlq", 1, 9, 5, key, value, [*headers, (h.REPLAY_COUNT, b"2")])
+    full, light = DeadLetter.from_record(raw), DeadLetter.from_record(raw, REPLAY_HEADERS)
+    assert (light.replay_count, light.original_topic) == (full.replay_count, full.original_topic)
+    assert (light.key, light.value, light.headers, light.ref) == (
+        full.key,
+        full.value,
+        full.headers,
+        full.ref,
+    )
+    assert light.reason is None and light.payload_json is None and full.reason is not None
+    garbage = DeadLetter.from_record(
+        Record("o.dlq", 1, 9, 5, key, value, [(h.REPLAY_COUNT, b"x")]), REPLAY_HEADERS
+    )
+    assert garbage.replay_refusal() == "unreadable x-replay-count header 'x'"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -14,7 +15,7 @@ from processors.core.policy import RetryPolicy
 from processors.core.routing import Identity, Route
 from processors.handler import HandlerContext, handle_order
 from processors.metrics import Metrics
-from processors.pipeline import GuardedStep, Topics
+from processors.pipeline import GuardedStep, RoutedLog, Topics
 from tests.processors.harness import order
 
 NOW = 1_800_000_000_000
@@ -174,3 +175,58 @@ def test_keyboard_interrupt_is_not_swallowed() -> None:
 
     with pytest.raises(KeyboardInterrupt):
         step(handler)(record(order("o-5").to_json_bytes()))
+
+
+def test_a_retry_record_carries_no_stack_trace_a_dead_letter_a_full_one() -> None:
+    def handler(order, ctx) -> None:
+        raise TransientError("later")
+
+    retried = step(handler)(record(order("o-6").to_json_bytes()))
+    assert retried.decision.route is Route.RETRY and retried.output is not None
+    assert h.ERROR_STACKTRACE not in dict(retried.output.headers)
+    last = step(handler, first_hop=False)(
+        record(order("o-6").to_json_bytes(), [(h.ATTEMPTS, b"4")])
+    )
+    assert last.decision.route is Route.DLQ and last.output is not None
+    trace = dict(last.output.headers)[h.ERROR_STACKTRACE].decode()
+    assert trace.startswith("Traceback") and "TransientError: later" in trace
+
+
+def test_a_first_attempt_ignores_the_retry_state_it_carries() -> None:
+    garbage = [(h.ATTEMPTS, b"9"), (h.RETRY_DUE_AT, b"x"), (h.CE_ID, b"evt-7")]
+    result = step()(record(order("o-7").to_json_bytes(), garbage))
+    assert result.decision.route is Route.PROCESSED and result.output is not None
+    assert dict(result.output.headers)[h.ATTEMPTS] == b"1"
+    assert json.loads(result.output.value or b"")["event_id"] == "evt-7"
+
+
+def test_failures_log_the_first_of_each_kind_then_a_summary(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = [0.0]
+    s = step()
+    s.routed_log = RoutedLog(window_s=10, clock=lambda: clock[0])
+    transient = order("o-8", Simulation(fail_attempts=1)).to_json_bytes()
+    caplog.set_level(logging.INFO, logger="processors.pipeline")
+    for _ in range(3):
+        s(record(transient))
+    s(record(b"{"))
+    routed = [r for r in caplog.records if "event=routed " in r.getMessage()]
+    assert [(r.levelno, "route=dlq" in r.getMessage()) for r in routed] == [
+        (logging.INFO, False),
+        (logging.WARNING, True),
+    ]
+    clock[0] = 10.0
+    s(record(transient))  # a new window: the last one's summary, then this one in full
+    summary = [r for r in caplog.records if "event=routed_summary" in r.getMessage()]
+    assert len(summary) == 1 and summary[0].levelno == logging.WARNING
+    assert "records=4" in summary[0].getMessage()
+    assert "retry.transient=3" in summary[0].getMessage()
+    assert "dlq.deserialization_failed=1" in summary[0].getMessage()
+    assert len([r for r in caplog.records if "event=routed " in r.getMessage()]) == 3
+
+
+def test_a_handler_result_orjson_refuses_is_still_an_outcome() -> None:
+    result = step(lambda order, ctx: {"big": 2**70, "n": 1})(record(order("o-9").to_json_bytes()))
+    assert result.decision.route is Route.PROCESSED and result.output is not None
+    assert json.loads(result.output.value or b"")["result"] == {"big": 2**70, "n": 1}
