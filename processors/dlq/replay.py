@@ -21,8 +21,12 @@ How a run works (see docs/dlq-operations.md):
    At-least-once: an idempotent ``acks=all`` producer; the position is committed once every
    republish and its ledger entry are acknowledged, so kill -9 loses nothing and repeats at
    most the records republished but not yet in the ledger.
-5. Every blocking Kafka call is bounded (``processors.dlq.sender``): a call that runs out of
-   its budget ends the run with one line (``ReplayStalledError``), progress kept.
+5. Every blocking Kafka call is bounded (``processors.dlq.sender``). Exactly-once, a
+   transactional call that runs out of its budget (a broker killed under it, whose partitions
+   or coordinator take longer to move) is recovered like a fence: a new producer, rewind, go
+   on. Any other call that runs out of its budget, or the new producer's ``init_transactions``
+   while the cluster is still away, ends the run with one line (``ReplayStalledError``),
+   progress kept.
 6. A run that finished (or hit its ``limit``) is marked done; the same command later starts a
    new run over the whole selection (which then skips what the ledger lists).
 

@@ -24,6 +24,7 @@ from processors.dlq.sender import (
     COORDINATOR_SETTLING,
     UNPUBLISHABLE,
     ProducerFencedError,
+    ReplayStalledError,
     Sender,
     TransactionAbortedError,
     bounded,
@@ -384,7 +385,7 @@ class Run:
                     f"{unconfirmed or len(self.failures)} deliveries not acknowledged"
                 )
             self._commit_offsets(consumer, sender, done)
-        except (TransactionAbortedError, ProducerFencedError) as exc:
+        except (TransactionAbortedError, ProducerFencedError, ReplayStalledError) as exc:
             self.recover(sender, exc)
             return False
         self._merge()
@@ -445,11 +446,21 @@ class Run:
         if len(self.report.replayed_refs) < MAX_LISTED:
             self.report.replayed_refs.append(entry.ref)
 
-    def recover(self, sender: Sender, exc: TransactionAbortedError | ProducerFencedError) -> None:
-        """Abort (or, fenced, renew the producer), then move the position back to the last
-        commit; the caller re-assigns the consumer there, once. A commit whose outcome was
-        unknown is settled by reading back what this run wrote to the ledger."""
-        why, renew = str(exc), isinstance(exc, ProducerFencedError)
+    def recover(
+        self,
+        sender: Sender,
+        exc: TransactionAbortedError | ProducerFencedError | ReplayStalledError,
+    ) -> None:
+        """Abort (or, fenced or stalled, renew the producer), then move the position back to
+        the last commit; the caller re-assigns the consumer there, once. A commit whose outcome
+        was unknown is settled by reading back what this run wrote to the ledger.
+
+        A stalled transactional call is still running in the old producer (an abort would
+        conflict with it): only a new producer with the same transactional id, which fences the
+        old one, can go on. If the cluster is still away, the new producer's
+        ``init_transactions`` stalls in turn and ends the run with one line."""
+        why = str(exc)
+        renew = isinstance(exc, (ProducerFencedError, ReplayStalledError))
         self.recoveries_in_a_row += 1
         self.report.recoveries += 1
         logger.warning(
