@@ -10,6 +10,10 @@ own thread:
 - a **loop** that stops beating (:meth:`Watchdog.beat`) for ``watchdog_timeout_s`` outside any
   bounded call, or that beats without progress (:meth:`Watchdog.progressed`) while work waits
   (``work_waiting``: lag on assigned partitions, due retries) for that long, likewise;
+- a **partition whose fetch stopped**: an assigned, unpaused partition with records beyond the
+  consumer's position that stays at the same position for ``watchdog_timeout_s``, however well
+  the other partitions move (a librdkafka consumer can stop fetching one partition after its
+  leader's broker died and never resume: upstream #5153), likewise;
 - **signals**: the C-level handler writes each SIGTERM/SIGINT to a wakeup socket this thread
   reads, even while the main thread is blocked. The first asks the loop to stop and ends the
   process with exit code 3 if it is still there after ``shutdown_timeout_s``; the second ends it
@@ -62,6 +66,36 @@ def sd_notify(message: str) -> bool:
     return True
 
 
+Partition = tuple[str, int]
+
+
+class FetchStalls:
+    """Which lagging partitions keep the same position, and since when (pure: no clock, no
+    Kafka). Fed, once per probe, the partitions that have records beyond their position."""
+
+    def __init__(self) -> None:
+        self.since: dict[Partition, tuple[int, float]] = {}
+
+    def observe(self, now: float, lagging: dict[Partition, int]) -> None:
+        """``lagging``: partition -> the consumer's position there, for partitions with records
+        beyond it. A partition that moved, or has nothing waiting, starts over."""
+        kept = {}
+        for partition, position in lagging.items():
+            seen = self.since.get(partition)
+            kept[partition] = seen if seen is not None and seen[0] == position else (position, now)
+        self.since = kept
+
+    def longest(self, now: float) -> tuple[Partition, float] | None:
+        """The partition stuck the longest and for how long, or ``None``."""
+        if not self.since:
+            return None
+        partition, (_, since) = min(self.since.items(), key=lambda item: item[1][1])
+        return partition, now - since
+
+    def clear(self) -> None:
+        self.since = {}
+
+
 @dataclass
 class _Call:
     name: str
@@ -89,6 +123,11 @@ class Watchdog:
         self.exit_process = exit_process
         self.clock = clock
         self.work_waiting: Callable[[], bool] = lambda: False
+        # Assigned partitions with records beyond the position (see FetchStalls.observe).
+        self.lagging: Callable[[], dict[Partition, int]] = dict
+        self.fetch_stalls = FetchStalls()
+        self.last_fetch_probe = float("-inf")
+        self.fetch_seen_now = False
         self.on_stop: Callable[[], None] = lambda: None
         self.last_beat = clock()
         self.last_progress = self.last_beat
@@ -143,7 +182,25 @@ class Watchdog:
             return "loop", now - self.last_beat
         if self._waiting_without_progress(now):
             return "no_progress", now - max(self.last_progress, self.waiting_since or now)
+        stuck = self._stuck_partition(now)
+        if stuck is not None:
+            return stuck
         return None
+
+    def _stuck_partition(self, now: float) -> tuple[str, float] | None:
+        if now - self.last_fetch_probe >= PROBE_AFTER_S:
+            self.last_fetch_probe = now
+            try:
+                self.fetch_stalls.observe(now, self.lagging())
+                self.fetch_seen_now = True
+            except Exception:  # a broker away or a client closing: no news, keep what was seen
+                self.fetch_seen_now = False
+        longest = self.fetch_stalls.longest(now)
+        # Only a probe that just saw the lag again concludes: a leader away is not a stuck fetch.
+        if not self.fetch_seen_now or longest is None or longest[1] < self.loop_timeout_s:
+            return None
+        (topic, partition), waited = longest
+        return f"fetch:{topic}[{partition}]", waited
 
     def _waiting_without_progress(self, now: float) -> bool:
         if now - self.last_progress < PROBE_AFTER_S:

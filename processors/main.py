@@ -20,6 +20,7 @@ from processors.core.routing import Route
 from processors.errors import KafkaUnavailableError, TopicDriftError
 from processors.kafka.bounded import beat_on, guard_consumer, guard_producer
 from processors.kafka.clients import quix_application
+from processors.kafka.fetch_probe import lagging_positions
 from processors.liveness import Watchdog
 from processors.logs import event
 from processors.metrics import Metrics
@@ -111,6 +112,7 @@ class MainSession:
 
     def __init__(self, settings: Settings, step: GuardedStep, watchdog: Watchdog) -> None:
         self.app = build_app(settings, step)
+        self.topic = settings.topic_main
         self.stopped = False
         budget = settings.kafka_call_budget_s
         producer, consumer = self.app._producer, self.app._consumer
@@ -129,6 +131,13 @@ class MainSession:
     def work_waiting(self) -> bool:
         context = self.app._processing_context
         return not context.checkpoint.empty()  # processed, not yet committed
+
+    def lagging(self) -> dict[tuple[str, int], int]:
+        # The raw client, only once Quix has made it (its property would make one here).
+        raw = getattr(self.app._consumer, "_inner_consumer", None)
+        if raw is None:
+            return {}
+        return lagging_positions(raw, group_topic=self.topic)
 
 
 def run(settings: Settings) -> None:

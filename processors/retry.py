@@ -19,16 +19,17 @@ import time
 from collections import Counter
 from typing import Any
 
-from confluent_kafka import KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from processors.checkpoint import Commit, Committer
 from processors.core import headers as h
 from processors.core.envelope import Record, from_message
 from processors.core.routing import effective_due
 from processors.core.schedule import Held, PartitionQueue, Schedule
-from processors.errors import KafkaUnavailableError, ProcessorError, TopicDriftError
+from processors.errors import KafkaUnavailableError, TopicDriftError
 from processors.kafka.bounded import GRACE_S, guard_consumer, guard_producer
 from processors.kafka.clients import quix_application
+from processors.kafka.fetch_probe import lagging_positions
 from processors.liveness import Watchdog
 from processors.logs import event
 from processors.metrics import Metrics
@@ -99,6 +100,14 @@ class RetryLoop:
         overdue = next_due is not None and next_due < self.clock_ms() - 1000
         return self.dirty or overdue
 
+    def lagging(self) -> dict[tuple[str, int], int]:
+        """Lagging partitions, but those paused on purpose (the schedule is full)."""
+        raw = getattr(self.consumer, "_inner_consumer", None)  # once Quix has made it
+        if raw is None:
+            return {}
+        paused = [q.key for q in list(self.schedule.queues.values()) if q.paused]
+        return lagging_positions(raw, skip=paused)
+
     def run(self, install_signals: bool = True) -> None:
         """Run until :meth:`stop` (SIGTERM/SIGINT); raise on a Kafka or fatal error."""
         if install_signals:
@@ -158,8 +167,11 @@ class RetryLoop:
     def _receive(self, message: Message) -> None:
         error = message.error()
         if error is not None:
-            if error.fatal():
-                raise ProcessorError(f"consumer failed: {error.str()}")
+            if error.fatal() or error.code() == KafkaError._FATAL:
+                # The consumer is unusable. Seen: the static member fenced by the rejoin of its
+                # own consumer while the group coordinator moved. The runner decides: new
+                # clients (they rejoin with the same instance id), or exit 4 for a real twin.
+                raise KafkaException(error)
             event(logger, "consumer_error", logging.WARNING, error=error.str())
             return
         key = (message.topic(), message.partition())

@@ -82,6 +82,9 @@ class Session(Protocol):
     def work_waiting(self) -> bool:
         """Records are processed but not committed, or due but not processed."""
 
+    def lagging(self) -> dict[tuple[str, int], int]:
+        """Assigned partitions with records beyond the position: ``{(topic, p): position}``."""
+
 
 SessionFactory = Callable[[Watchdog], Session]
 
@@ -150,6 +153,8 @@ def run_processor(
             first = False
             watchdog.timed_out = None
             watchdog.work_waiting = session.work_waiting
+            watchdog.fetch_stalls.clear()
+            watchdog.lagging = session.lagging
             watchdog.on_stop = session.stop
             if watchdog.stopping:  # the signal came while the clients were being built
                 session.stop()
@@ -168,6 +173,7 @@ def run_processor(
             finally:
                 watchdog.on_stop = lambda: None
                 watchdog.work_waiting = lambda: False
+                watchdog.lagging = dict
             with watchdog.call("teardown", max(settings.kafka_call_budget_s, CONNECT_S) + GRACE_S):
                 del failed, session  # librdkafka destroys the old clients here
                 gc.collect()

@@ -25,6 +25,7 @@ from bench.chaos.cluster import Cluster, transaction_coordinator
 from bench.chaos.scenario import PROCESSED, Outcome, Planned, account, orders, plan_faults
 from processors.core import headers as h
 from processors.kafka.clients import admin_client, consumer, producer
+from processors.kafka.groups import committed_offsets
 from processors.settings import Settings, load_settings
 from processors.supervisor import Backoff, Supervised
 
@@ -67,6 +68,8 @@ class State:
     retry_due: dict[tuple[bytes, int], int] = field(default_factory=dict)
     hop_at: dict[tuple[bytes, int], int] = field(default_factory=dict)
     sent: list[Planned] = field(default_factory=list)
+    # key -> (partition, offset) in the main topic, from the delivery reports
+    placed: dict[bytes, tuple[int, int]] = field(default_factory=dict)
     produce_errors: list[str] = field(default_factory=list)
     produced_all: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -217,6 +220,9 @@ def _run(
         "ok": complete and accounting.clean and not state.produce_errors,
         "seconds": round(time.monotonic() - started, 1),
     }
+    if not complete:
+        report["stuck"] = _where_stuck(settings, state, want - state.seen_at.keys(), workdir)
+        say(json.dumps(report["stuck"], indent=1))
     (workdir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
@@ -348,6 +354,8 @@ def _produce(settings: Settings, planned: list[Planned], window_s: float, state:
     def delivered(error: Any, message: Any) -> None:
         if error is not None:
             state.produce_errors.append(f"{message.key()!r}: {error}")
+        else:
+            state.placed[message.key()] = (message.partition(), message.offset())
 
     for i, order in enumerate(planned):
         if state.stop.is_set():
@@ -418,6 +426,56 @@ def _max_lateness(state: State) -> float | None:
         if state.hop_at.get((key, attempt + 1))
     ]
     return round(max(late), 2) if late else None
+
+
+def _where_stuck(
+    settings: Settings, state: State, missing: set[bytes], workdir: Path
+) -> dict[str, Any]:
+    """Where the orders without an outcome wait: their main-topic partitions and offsets, the
+    groups' committed offsets there, every topic's last stable vs high offsets (an open
+    transaction holds read_committed readers back), and the last lines of each processor log."""
+    from confluent_kafka import IsolationLevel
+    from confluent_kafka.admin import OffsetSpec
+
+    waiting: dict[int, list[int]] = {}
+    for key in missing:
+        partition, offset = state.placed.get(key, (-1, -1))
+        waiting.setdefault(partition, []).append(offset)
+    found: dict[str, Any] = {
+        "main_partitions": {
+            str(p): {"missing": len(o), "first_offset": min(o), "last_offset": max(o)}
+            for p, o in sorted(waiting.items())
+        }
+    }
+    admin = admin_client(settings, logger=RDKAFKA)
+    try:
+        for group, topic in (
+            (settings.group_main, settings.topic_main),
+            (settings.group_retry, settings.topic_retry),
+        ):
+            committed = committed_offsets(settings, group, [topic], timeout_s=15)[topic]
+            found[f"committed {group}"] = {str(p): o for p, o in sorted(committed.items())}
+        metadata = admin.list_topics(timeout=15)
+        for topic in settings.all_topics:
+            partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
+            ends = {}
+            for level in (IsolationLevel.READ_COMMITTED, IsolationLevel.READ_UNCOMMITTED):
+                futures = admin.list_offsets(
+                    {tp: OffsetSpec.latest() for tp in partitions},
+                    isolation_level=level,
+                    request_timeout=15,
+                )
+                ends[level] = {tp.partition: f.result(20).offset for tp, f in futures.items()}
+            found[f"stable/high {topic}"] = {
+                str(p): f"{ends[IsolationLevel.READ_COMMITTED][p]}/{high}"
+                for p, high in sorted(ends[IsolationLevel.READ_UNCOMMITTED].items())
+            }
+    except Exception as exc:  # a diagnosis only: say what could not be read
+        found["error"] = f"{type(exc).__name__}: {exc}"
+    for path in sorted(workdir.glob("*/processor.log")):
+        lines = path.read_text(errors="replace").splitlines()
+        found[f"log {path.parent.name}"] = [line[:300] for line in lines[-12:]]
+    return found
 
 
 def _count_in_logs(workdir: Path, text: str) -> int:

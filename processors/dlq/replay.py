@@ -120,7 +120,8 @@ def replay(
     committed — fine for a handful of selected records); ``restart`` ignores an unfinished run
     of the same selection. Exactly-once or at-least-once per ``settings.processing_guarantee``.
     Ctrl-C stops after committing what was acknowledged (``interrupted``). Raises
-    ``KafkaUnavailableError`` when Kafka stops answering for ``idle_timeout_s``, and
+    ``KafkaUnavailableError`` when no record comes for ``idle_timeout_s``, twice (a new
+    consumer in between), and
     ``ReplayStalledError`` when a Kafka call outlives its budget.
     """
     run = Run(
@@ -139,12 +140,7 @@ def replay(
         delivery_timeout_s=delivery_timeout_s,
     )
     started = time.monotonic()
-    consumer = clients.consumer(
-        settings,
-        group or tail.TAIL_GROUP_ID,
-        logger=tail.RDKAFKA_LOGGER,
-        **{"enable.partition.eof": True, "allow.auto.create.topics": False},
-    )
+    reader = _Reader(settings, group or tail.TAIL_GROUP_ID)
     sender = None
     clean = False
     try:
@@ -159,7 +155,7 @@ def replay(
                 delivery_timeout_s=delivery_timeout_s,
             )
             run.report.exactly_once = exactly_once
-        run.make_plan(consumer)
+        run.make_plan(reader.consumer)
         logger.info(
             "replay=start run=%s resumed=%s filter=%r to=%s dry_run=%s exactly_once=%s"
             " offsets=%d redriven_before=%d group=%s",
@@ -173,15 +169,12 @@ def replay(
             len(run.ledger),
             run.group,
         )
-        _loop(run, consumer, sender)
+        _loop(run, reader, sender)
         clean = True
     finally:
         if sender is not None:
             sender.close(abort=not clean)
-        try:
-            bounded("close", consumer.close, _CLOSE_BUDGET_S)
-        except ReplayStalledError as exc:
-            logger.warning("event=close_incomplete error=%r", str(exc))
+        reader.close()
     report = run.report
     report.targets = dict(run.targets)
     report.errors = [f"{text} (×{n})" if n > 1 else text for text, n in run.errors.most_common(20)]
@@ -203,40 +196,91 @@ def replay(
     return report
 
 
-def _assign(run: Run, consumer: Consumer) -> set[int]:
+class _Reader:
+    """The run's consumer, replaced by a new one after a broker died under the run: a
+    librdkafka consumer on ``assign()`` can stop fetching a partition whose leader's broker died
+    and never resume (upstream #5153); a new consumer starts from fresh metadata."""
+
+    def __init__(self, settings: Settings, group: str) -> None:
+        self.settings = settings
+        self.group = group
+        self.consumer = self._new()
+        self.renewals = 0
+
+    def _new(self) -> Consumer:
+        return clients.consumer(
+            self.settings,
+            self.group,
+            logger=tail.RDKAFKA_LOGGER,
+            **{"enable.partition.eof": True, "allow.auto.create.topics": False},
+        )
+
+    def renew(self, why: str) -> None:
+        old, self.consumer = self.consumer, self._new()
+        self.renewals += 1
+        logger.warning("event=replay_consumer_renewed why=%s renewals=%d", why, self.renewals)
+        self._close(old)
+
+    def close(self) -> None:
+        self._close(self.consumer)
+
+    @staticmethod
+    def _close(consumer: Consumer) -> None:
+        try:
+            bounded("close", consumer.close, _CLOSE_BUDGET_S)
+        except ReplayStalledError as exc:
+            logger.warning("event=close_incomplete error=%r", str(exc))
+
+
+def _assign(run: Run, reader: _Reader) -> set[int]:
+    """Assign the partitions left to do at the run's position (a new consumer first, when a
+    recovery asked for one)."""
+    if run.renew_consumer:
+        run.renew_consumer = False
+        reader.renew("producer_renewed")
     pending = {p for p, (_, end) in run.plan.items() if run.position[p] < end}
-    consumer.assign([TopicPartition(run.topic, p, run.position[p]) for p in pending])
+    reader.consumer.assign([TopicPartition(run.topic, p, run.position[p]) for p in pending])
     return pending
 
 
-def _loop(run: Run, consumer: Consumer, sender: Sender | None) -> None:
+def _loop(run: Run, reader: _Reader, sender: Sender | None) -> None:
     topic = run.topic
-    pending = _assign(run, consumer)
+    pending = _assign(run, reader)
     if not pending:
-        run.checkpoint(consumer, sender, done=True)
+        run.checkpoint(reader.consumer, sender, done=True)
         return
     pacer = Pacer(run.rate, sender.poll if sender is not None else time.sleep)
     next_checkpoint = time.monotonic() + CHECKPOINT_INTERVAL_S
     since_checkpoint = 0
     idle_deadline = time.monotonic() + run.idle_timeout_s
+    renewed_while_idle = False
     try:
         while True:
             if not pending or run.report.stopped_by_limit or run.failures:
                 # The run's end: commit it, or redo what an aborted transaction lost.
                 finished = not pending or run.report.stopped_by_limit
-                if run.checkpoint(consumer, sender, done=finished and not run.failures):
+                if run.checkpoint(reader.consumer, sender, done=finished and not run.failures):
                     break
-                pending = _assign(run, consumer)
+                pending = _assign(run, reader)
                 run.report.stopped_by_limit = False
                 idle_deadline = time.monotonic() + run.idle_timeout_s
                 continue
-            messages = tail.next_batch(consumer, 0.2)
+            messages = tail.next_batch(reader.consumer, 0.2)
             if messages:
                 idle_deadline = time.monotonic() + run.idle_timeout_s
+                renewed_while_idle = False
+            elif time.monotonic() > idle_deadline and not renewed_while_idle:
+                # Records are due but none came: a new consumer once, before giving up.
+                renewed_while_idle = True
+                reader.renew(f"no_record_for_{run.idle_timeout_s:g}s")
+                pending = _assign(run, reader)
+                idle_deadline = time.monotonic() + run.idle_timeout_s
+                continue
             elif time.monotonic() > idle_deadline:
-                run.checkpoint(consumer, sender, done=False)
+                run.checkpoint(reader.consumer, sender, done=False)
                 raise KafkaUnavailableError(
-                    f"no record from {topic} for {run.idle_timeout_s:g} s; progress committed"
+                    f"no record from {topic} for {run.idle_timeout_s:g} s, twice (a new consumer"
+                    " in between); progress committed"
                 )
             rewound = False
             for message in messages:
@@ -260,10 +304,10 @@ def _loop(run: Run, consumer: Consumer, sender: Sender | None) -> None:
                     pending.discard(partition)
                     continue
                 try:
-                    handled = _handle(run, message, consumer, sender, pacer)
+                    handled = _handle(run, message, reader.consumer, sender, pacer)
                 except (TransactionAbortedError, ProducerFencedError) as exc:
                     run.recover(sender, exc)  # type: ignore[arg-type]
-                    pending = _assign(run, consumer)
+                    pending = _assign(run, reader)
                     rewound = True
                     break
                 if not handled:
@@ -276,11 +320,11 @@ def _loop(run: Run, consumer: Consumer, sender: Sender | None) -> None:
                     run.progress(run.covered(), run.report.offsets_total)
                 # Checked per record: with a low --rate one batch can take many seconds.
                 if since_checkpoint >= _CHECKPOINT_RECORDS or time.monotonic() >= next_checkpoint:
-                    committed = run.checkpoint(consumer, sender, done=False)
+                    committed = run.checkpoint(reader.consumer, sender, done=False)
                     next_checkpoint = time.monotonic() + CHECKPOINT_INTERVAL_S
                     since_checkpoint = 0
                     if not committed:
-                        pending = _assign(run, consumer)
+                        pending = _assign(run, reader)
                         rewound = True
                         break
                     if run.failures:
@@ -289,7 +333,7 @@ def _loop(run: Run, consumer: Consumer, sender: Sender | None) -> None:
                 sender.poll(0)
     except KeyboardInterrupt:
         run.report.interrupted = True
-        run.checkpoint(consumer, sender, done=False)
+        run.checkpoint(reader.consumer, sender, done=False)
         return
     if run.progress is not None:
         run.progress(run.covered(), run.report.offsets_total)

@@ -173,6 +173,7 @@ class Run:
         self.position: dict[int, int] = {}
         self.committed_position: dict[int, int] = {}
         self.batch = Batch()
+        self.renew_consumer = False
         self.generation = 0  # bumped by every rewind: late delivery reports of aborted work
         self.ledger = Ledger()
         self.ledger_marks: dict[int, tuple[int, int]] = {}
@@ -481,6 +482,7 @@ class Run:
         self.batch = Batch()
         if renew:
             sender.renew()
+            self.renew_consumer = True  # a broker died under the run: see replay._Reader
             self._settle_ledger()
         else:
             sender.abort()

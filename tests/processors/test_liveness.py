@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from processors.liveness import EXIT_STALLED, PROBE_AFTER_S, Watchdog, sd_notify
+from processors.liveness import EXIT_STALLED, PROBE_AFTER_S, FetchStalls, Watchdog, sd_notify
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,6 +90,55 @@ def test_a_probe_that_fails_is_no_verdict() -> None:
         clock.now += PROBE_AFTER_S
         wd.beat()
         assert wd.verdict(clock.now) is None
+
+
+def test_fetch_stalls_follow_each_partition_on_its_own() -> None:
+    stalls = FetchStalls()
+    stalls.observe(0.0, {("t", 0): 10, ("t", 1): 5})
+    stalls.observe(30.0, {("t", 0): 10, ("t", 1): 9})  # partition 1 moved
+    assert stalls.longest(30.0) == (("t", 0), 30.0)
+    stalls.observe(40.0, {("t", 1): 9})  # partition 0 caught up (or was revoked)
+    assert stalls.longest(50.0) == (("t", 1), 20.0)
+    stalls.observe(60.0, {("t", 1): 8})  # rewound: a move, the count starts over
+    assert stalls.longest(60.0) == (("t", 1), 0.0)
+    stalls.observe(61.0, {})
+    assert stalls.longest(61.0) is None
+
+
+def test_a_partition_whose_fetch_stopped_ends_the_process_while_others_progress() -> None:
+    clock = Clock()
+    wd = watchdog(clock)
+    position = {("orders", 0): 100, ("orders", 1): 7}
+    wd.lagging = lambda: dict(position)
+    for _ in range(12):  # partition 0 moves and commits; partition 1 sits at offset 7
+        clock.now += PROBE_AFTER_S
+        position[("orders", 0)] += 50
+        wd.progressed()
+        assert wd.verdict(clock.now) is None
+    clock.now += PROBE_AFTER_S
+    wd.progressed()
+    assert wd.verdict(clock.now) == ("fetch:orders[1]", 60.0)
+
+
+def test_only_a_fetch_probe_that_answers_concludes() -> None:
+    clock = Clock()
+    wd = watchdog(clock)
+    answers: list[dict[tuple[str, int], int] | None] = [{("orders", 2): 3}] + [None] * 19
+
+    def lagging() -> dict[tuple[str, int], int]:
+        answer = answers.pop(0) if answers else {("orders", 2): 3}
+        if answer is None:
+            raise RuntimeError("KafkaException: timed out")  # the leader away: no news
+        return answer
+
+    wd.lagging = lagging
+    for _ in range(20):  # 100 s without an answer: no verdict, whatever was seen before
+        clock.now += PROBE_AFTER_S
+        wd.beat()
+        assert wd.verdict(clock.now) is None
+    clock.now += PROBE_AFTER_S  # it answers, still at offset 3: stuck since the first probe
+    wd.beat()
+    assert wd.verdict(clock.now) == ("fetch:orders[2]", 100.0)
 
 
 def test_shutdown_bound() -> None:

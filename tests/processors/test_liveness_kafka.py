@@ -180,16 +180,19 @@ def test_main_recovers_by_itself_from_a_transaction_aborted_under_it(
     assert "Traceback" not in main.log
 
 
+@pytest.mark.parametrize("processor", ["main", "retry"])
 def test_a_twin_with_the_same_instance_id_is_told_apart_from_a_recoverable_fence(
-    kafka_bootstrap: str, tmp_path: Path, start_processor: ProcFactory
+    kafka_bootstrap: str, tmp_path: Path, start_processor: ProcFactory, processor: str
 ) -> None:
     """Two live instances with one instance id fence each other again and again: that is not
-    recoverable, and (at least) one of them exits 4 with one line saying why."""
+    recoverable, and (at least) one of them exits 4 with one line saying why. (The retry
+    processor's consumer sees it as a fatal consumer error, which is recovered like any
+    fence: its own rejoin while the coordinator moved fences it the same way.)"""
     s = fresh_settings(kafka_bootstrap, tmp_path / "state", recovery_limit=2)
     create_topics(s)
     try:
-        first = start_processor(s, "main", instance_id="twin")
-        second = start_processor(s, "main", instance_id="twin")
+        first = start_processor(s, processor, instance_id="twin")
+        second = start_processor(s, processor, instance_id="twin")
         produce(s, [(k.encode(), order(k).to_json_bytes()) for k in keys("t", 200)])
         deadline = time.monotonic() + 180
         while first.alive() and second.alive():
