@@ -9,6 +9,7 @@ import pytest
 from confluent_kafka import OFFSET_INVALID, TopicPartition
 
 from processors.kafka.clients import consumer as new_consumer
+from processors.kafka.clients import producer as new_producer
 from processors.kafka.fetch_probe import lagging_positions
 from tests.dlq.support import create_topics, write
 
@@ -58,3 +59,34 @@ def test_with_nothing_assigned_the_groups_committed_offsets_count(kafka_settings
         assert lagging_positions(member, group_topic=topic) == {}
     finally:
         member.close()
+
+
+def test_an_idle_read_committed_reader_of_transactional_writes_is_not_lagging(
+    kafka_settings,
+) -> None:
+    """Commit markers and aborted records count in the end offset but are never delivered:
+    once the reader has read what it can, nothing may look like it waits."""
+    topic = kafka_settings.topic_retry
+    create_topics(kafka_settings, [topic], partitions=1)
+    writer = new_producer(kafka_settings, **{"transactional.id": f"probe-{topic}"})
+    writer.init_transactions(30)
+    for commit in (True, False, True, False):
+        writer.begin_transaction()
+        for i in range(3):
+            writer.produce(topic, key=b"k", value=str(i).encode(), partition=0)
+        if commit:
+            writer.commit_transaction(30)
+        else:
+            writer.abort_transaction(30)
+    reader = new_consumer(kafka_settings, f"{kafka_settings.group_retry}-probe")
+    try:
+        reader.assign([TopicPartition(topic, 0, 0)])
+        seen = 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (seen < 6 or lagging_positions(reader)):
+            message = reader.poll(0.5)
+            seen += message is not None and message.error() is None
+        assert seen == 6
+        assert lagging_positions(reader) == {}, reader.position([TopicPartition(topic, 0)])
+    finally:
+        reader.close()
