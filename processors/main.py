@@ -13,6 +13,7 @@ Run: ``orderflow main`` or ``python -m processors.main`` (settings from ``ORDERF
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from processors.core.envelope import from_quix
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 POLL_TIMEOUT_S = 0.1
+# Within the watchdog's connect bound (60 s + 5): one more topic check of up to 30 s fits.
+CONTROLLER_SETTLING_S = 30.0
 
 
 def build_app(settings: Settings, step: GuardedStep) -> Application:
@@ -60,7 +63,8 @@ def build_app(settings: Settings, step: GuardedStep) -> Application:
         # from delaying the commit (and so the visibility of retry records) by a whole second.
         consumer_poll_timeout=min(POLL_TIMEOUT_S, settings.commit_interval_s),
     )
-    try:
+
+    def inspect() -> tuple[Any, dict[Route, Any]]:
         source = app.topic(
             settings.topic_main, key_deserializer="bytes", value_deserializer="bytes"
         )
@@ -72,12 +76,27 @@ def build_app(settings: Settings, step: GuardedStep) -> Application:
             route: app.topic(name, key_serializer="bytes", value_serializer=value_bytes)
             for route, name in sinks.items()
         }
-    except TopicNotFoundError as exc:
-        raise TopicDriftError(f"{exc} (create the topics first: orderflow topics create)") from None
-    except Exception as exc:
-        raise KafkaUnavailableError(
-            f"cannot inspect topics on {settings.bootstrap_servers}: {exc}"
-        ) from None
+        return source, outputs
+
+    deadline = time.monotonic() + CONTROLLER_SETTLING_S
+    while True:
+        try:
+            source, outputs = inspect()
+            break
+        except TopicNotFoundError as exc:
+            raise TopicDriftError(
+                f"{exc} (create the topics first: orderflow topics create)"
+            ) from None
+        except Exception as exc:
+            # A broker answered that its controller is away (one restarting, an election):
+            # ask again for a while rather than end a first start, which would exit 1.
+            if "controller" in str(exc).lower() and time.monotonic() < deadline:
+                event(logger, "topics_settling", logging.WARNING, error=str(exc)[:200])
+                time.sleep(1.0)
+                continue
+            raise KafkaUnavailableError(
+                f"cannot inspect topics on {settings.bootstrap_servers}: {exc}"
+            ) from None
 
     def guarded(value: Any, key: Any, timestamp: int, headers: Any) -> Output | None:
         return step(from_quix(message_context(), value, key, timestamp, headers)).output
