@@ -42,8 +42,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 POLL_TIMEOUT_S = 0.1
-# Within the watchdog's connect bound (60 s + 5): one more topic check of up to 30 s fits.
-CONTROLLER_SETTLING_S = 30.0
+# A topic check waits up to TOPIC_CHECK_S for the controller; new checks start for
+# CONTROLLER_SETTLING_S: all within the watchdog's connect bound (60 s + 5).
+TOPIC_CHECK_S = 15.0
+CONTROLLER_SETTLING_S = 45.0
 
 
 def build_app(settings: Settings, step: GuardedStep) -> Application:
@@ -62,6 +64,7 @@ def build_app(settings: Settings, step: GuardedStep) -> Application:
         # Quix commits a due checkpoint only between polls: a short poll keeps an idle input
         # from delaying the commit (and so the visibility of retry records) by a whole second.
         consumer_poll_timeout=min(POLL_TIMEOUT_S, settings.commit_interval_s),
+        request_timeout=TOPIC_CHECK_S,
     )
 
     def inspect() -> tuple[Any, dict[Route, Any]]:
