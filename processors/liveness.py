@@ -9,7 +9,8 @@ own thread:
   ``event=stalled call=<name> waited_s=…`` and exit code 3;
 - a **loop** that stops beating (:meth:`Watchdog.beat`) for ``watchdog_timeout_s`` outside any
   bounded call, or that beats without progress (:meth:`Watchdog.progressed`) while work waits
-  (``work_waiting``: lag on assigned partitions, due retries) for that long, likewise;
+  (``work_waiting``: records processed but not committed, overdue retries) for that long,
+  likewise;
 - a **partition whose fetch stopped**: an assigned, unpaused partition with records beyond the
   consumer's position that stays at the same position for ``watchdog_timeout_s``, however well
   the other partitions move (a librdkafka consumer can stop fetching one partition after its
