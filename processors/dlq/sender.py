@@ -42,6 +42,10 @@ COORDINATOR_SETTLING = frozenset(
         KafkaError._WAIT_COORD,
     }
 )
+# A coordinator that answers "still finishing an earlier transaction" is alive and working
+# (after a cluster-wide freeze it must first write that transaction's abort markers, which can
+# outlast the transaction timeout): it gets this long in all before the call gives up.
+SETTLING_S = 120.0
 
 
 # Delivery errors that no retry of the same record can fix (it is too large for the target, or
@@ -150,7 +154,8 @@ class Sender:
 
     def _retrying(self, what: str, call: Callable[[float], Any], producer: Producer) -> None:
         """A transactional call, repeated while its error is retriable, within ``budget_s``."""
-        deadline = time.monotonic() + self.budget_s
+        started = time.monotonic()
+        deadline = started + self.budget_s
         while True:
             left = deadline - time.monotonic()
             try:
@@ -166,6 +171,8 @@ class Sender:
                 if error.fatal():
                     raise ProducerFencedError(f"{what}: {error.str()}") from exc
                 retriable = error.retriable() or error.code() in COORDINATOR_SETTLING
+                if error.code() == KafkaError.CONCURRENT_TRANSACTIONS:
+                    deadline = max(deadline, started + SETTLING_S)
                 if not retriable or time.monotonic() >= deadline:
                     if error.code() == KafkaError._TIMED_OUT:
                         raise ReplayStalledError(

@@ -187,6 +187,8 @@ def test_frozen_cluster_ends_the_run_with_one_line_then_a_rerun_finishes(
     assert len(errors) == 1 and "Traceback" not in output, output
     print(f"\nall brokers frozen: replay ended {took:.1f} s later with: {errors[0]}")
 
+    rerun_at = time.monotonic()
+    rerun_at = time.monotonic()
     rerun = subprocess.run(
         [*ORDERFLOW, "dlq", "replay", "--group", group],
         env=settings_env(settings),
@@ -197,3 +199,5 @@ def test_frozen_cluster_ends_the_run_with_one_line_then_a_rerun_finishes(
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "resumed run" in rerun.stdout
     assert_moved_exactly_once(settings)
+    print(f"the rerun finished in {time.monotonic() - rerun_at:.1f} s")
+    print(f"the rerun finished in {time.monotonic() - rerun_at:.1f} s")
