@@ -11,8 +11,8 @@ from __future__ import annotations
 import importlib
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 from processors.core.classify import PermanentError, TransientError
 from processors.core.order import Order
@@ -20,8 +20,7 @@ from processors.errors import SettingsError
 from processors.settings import Settings
 
 
-@dataclass(frozen=True)
-class HandlerContext:
+class HandlerContext(NamedTuple):
     """What a handler knows besides the order.
 
     ``attempt`` starts at 1; ``idempotency_key`` is the same on every attempt of one event (its
@@ -32,7 +31,7 @@ class HandlerContext:
     attempt: int
     max_attempts: int
     idempotency_key: str
-    headers: Mapping[str, bytes | None] = field(default_factory=lambda: MappingProxyType({}))
+    headers: Mapping[str, bytes | None] = MappingProxyType({})
     topic: str = ""
     partition: int = -1
     offset: int = -1

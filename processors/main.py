@@ -1,8 +1,8 @@
 """The main processor: consumes ``orders.v1`` with a Quix Streams ``StreamingDataFrame``.
 
-One guarded step turns each record into a routed output; one chain (no branches, so no
-per-record copies) sets its headers and timestamp and writes it with ``to_topic`` to the topic
-its route picks. In exactly-once mode the outputs
+One guarded step turns each record into a routed output, and one Quix transform (no branches,
+so no per-record copies) hands it on with its key, headers and timestamp to ``to_topic``, which
+writes it to the topic its route picks. In exactly-once mode the outputs
 of a checkpoint and its input offsets are one Kafka transaction. ``on_processing_error`` is
 never used to skip a record: the step does not raise, and anything else that fails stops the
 application without committing, so a restart reprocesses from the last checkpoint.
@@ -101,18 +101,18 @@ def build_app(settings: Settings, step: GuardedStep) -> Application:
                 f"cannot inspect topics on {settings.bootstrap_servers}: {exc}"
             ) from None
 
-    def guarded(value: Any, key: Any, timestamp: int, headers: Any) -> Output | None:
-        return step(from_quix(message_context(), value, key, timestamp, headers)).output
+    def guarded(value: Any, key: Any, timestamp: int, headers: Any) -> tuple[Any, ...]:
+        output = step(from_quix(message_context(), value, key, timestamp, headers)).output
+        if output is None:  # a success without an outcome topic writes nothing
+            return ()
+        return ((output, output.key, output.timestamp_ms, output.headers),)
 
-    # One chain, no branches: Quix deep-copies a record for every branch of a fork.
-    outputs_sdf = app.dataframe(source).apply(guarded, metadata=True)
-    if Route.PROCESSED not in outputs:  # a success without an outcome topic writes nothing
-        outputs_sdf = outputs_sdf.filter(lambda output: output is not None)
-    outputs_sdf = outputs_sdf.set_headers(lambda output, _k, _t, _h: output.headers)
-    outputs_sdf = outputs_sdf.set_timestamp(lambda output, _k, _t, _h: output.timestamp_ms)
-    outputs_sdf.to_topic(
-        lambda output, _k, _t, _h: outputs[output.route], key=lambda output: output.key
-    )
+    # One transform sets the value, key, timestamp and headers at once: Quix's ``apply``,
+    # ``set_headers`` and ``set_timestamp`` would wrap every record three times (and a fork
+    # into branches would deep-copy it per branch). Expanded, so that "nothing" is no record.
+    sdf = app.dataframe(source)
+    sdf = sdf.__dataframe_clone__(stream=sdf.stream.add_transform(guarded, expand=True))
+    sdf.to_topic(lambda output, _k, _t, _h: outputs[output.route])
     return app
 
 

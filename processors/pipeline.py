@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -54,8 +54,7 @@ class NotAnObjectError(ValueError):
     """The value is valid JSON but not a JSON object."""
 
 
-@dataclass(frozen=True)
-class Output:
+class Output(NamedTuple):
     """One record to write: destination, key, value, headers and timestamp."""
 
     route: Route
@@ -66,8 +65,7 @@ class Output:
     timestamp_ms: int
 
 
-@dataclass(frozen=True)
-class StepResult:
+class StepResult(NamedTuple):
     """The decision and what to write (``output`` is None only for a success with the outcome
     topic disabled)."""
 
@@ -123,6 +121,7 @@ class GuardedStep:
                 h.CONSUMER_GROUP: identity.consumer_group,
             }
         )
+        self._encoded_topics: dict[str, bytes | None] = {}
 
     def __call__(self, record: Record, state: h.Contract | None = None) -> StepResult:
         """``state``: the record's decoded contract headers, when the caller has them already."""
@@ -218,24 +217,21 @@ class GuardedStep:
         except TypeError:  # a handler result orjson refuses (an int beyond 64 bits, …)
             value = json.dumps(body, separators=(",", ":"), default=str).encode("utf-8")
         carried = [(n, v) for n, v in record.headers if n == h.TRACEPARENT]
-        varying = h.encode(
-            {
-                h.ATTEMPTS: decision.attempt,
-                h.ORIGINAL_TOPIC: origin["topic"],
-                h.ORIGINAL_PARTITION: origin["partition"],
-                h.ORIGINAL_OFFSET: origin["offset"],
-            }
-        )
+        topic = self._encoded_topics.get(origin["topic"])
+        if topic is None:  # a handful of topic names: each encoded once
+            topic = h.encode({h.ORIGINAL_TOPIC: origin["topic"]})[h.ORIGINAL_TOPIC]
+            if len(self._encoded_topics) < 64:
+                self._encoded_topics[origin["topic"]] = topic
         constant = self._outcome_constant
         headers: RawHeaders = [
             *carried,
             (h.CONTENT_TYPE, constant[h.CONTENT_TYPE]),
-            (h.ATTEMPTS, varying[h.ATTEMPTS]),
+            (h.ATTEMPTS, h.encode_int(decision.attempt)),
             (h.PROCESSOR, constant[h.PROCESSOR]),
             (h.CONSUMER_GROUP, constant[h.CONSUMER_GROUP]),
-            (h.ORIGINAL_TOPIC, varying[h.ORIGINAL_TOPIC]),
-            (h.ORIGINAL_PARTITION, varying[h.ORIGINAL_PARTITION]),
-            (h.ORIGINAL_OFFSET, varying[h.ORIGINAL_OFFSET]),
+            (h.ORIGINAL_TOPIC, topic),
+            (h.ORIGINAL_PARTITION, h.encode_int(origin["partition"])),
+            (h.ORIGINAL_OFFSET, h.encode_int(origin["offset"])),
         ]
         return Output(Route.PROCESSED, self.topics.processed, record.key, value, headers, now)
 

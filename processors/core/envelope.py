@@ -59,11 +59,18 @@ def _bytes(data: str | bytes | None) -> bytes | None:
 
 
 def _headers(headers: Iterable[tuple[str, Any]] | None) -> Headers:
-    if isinstance(headers, tuple) and all(
-        isinstance(v, bytes | None) for _, v in headers
-    ):  # already lossless: the common case, no copy
-        return headers
-    return tuple((str(name), _bytes(value)) for name, value in headers or ())
+    if not headers:
+        return ()
+    items = tuple(headers)
+    for item in items:  # the common case: (str, bytes | None) pairs already, kept as they are
+        if (
+            type(item) is not tuple
+            or len(item) != 2
+            or type(item[0]) is not str
+            or (item[1] is not None and type(item[1]) is not bytes)
+        ):
+            return tuple((str(name), _bytes(value)) for name, value in items)
+    return items
 
 
 def from_message(message: MessageLike) -> Record:

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from confluent_kafka import TopicPartition
 
 from processors.core import headers as h
 from processors.core.order import Simulation
-from processors.kafka.clients import admin_client
+from processors.kafka.clients import admin_client, consumer
 from processors.settings import Settings
 from tests.processors.conftest import ProcFactory, fresh_settings
 from tests.processors.harness import (
@@ -204,3 +205,39 @@ def test_two_instances_share_partitions_and_lose_nothing_when_one_stops(
     processors = {r.json["processor"] for r in records[s.topic_processed]}
     assert processors == {"orderflow-main/0.1.0/one", "orderflow-main/0.1.0/two"}
     assert second.alive()
+
+
+def test_without_an_outcome_topic_a_success_writes_nothing_and_is_committed(
+    flow_settings: Settings, start_processor: ProcFactory
+) -> None:
+    s = flow_settings
+    main = start_processor(s, "main", topic_processed="")
+    # One key, so one partition: the dead letter is behind the successes.
+    produce(s, [(b"k", order(f"quiet-{i}").to_json_bytes()) for i in range(5)])
+    produce(s, [(b"k", order("quiet-perm", Simulation(error="permanent")).to_json_bytes())])
+    records = read_all(
+        s,
+        [s.topic_dlq, s.topic_processed, s.topic_retry],
+        lambda r: len(r[s.topic_dlq]) >= 1,
+        timeout_s=60,
+        idle_s=1.0,
+    )
+    [dead] = records[s.topic_dlq]
+    assert b"quiet-perm" in (dead.value or b"")
+    assert records[s.topic_processed] == [] and records[s.topic_retry] == []
+    reader = consumer(s, s.group_main)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            partitions = reader.list_topics(s.topic_main, timeout=10).topics[s.topic_main]
+            committed = reader.committed(
+                [TopicPartition(s.topic_main, p) for p in partitions.partitions], timeout=10
+            )
+            if sum(max(tp.offset, 0) for tp in committed) == 6:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"not every input was committed: {committed}")
+    finally:
+        reader.close()
+    assert main.alive()
