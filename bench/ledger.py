@@ -151,6 +151,5 @@ def run(ctx: Context, params: Params) -> Result:
     result.notes = [
         "on-disk size is not measured (the Python client has no DescribeLogDirs); the broker"
         " adds roughly 70 bytes of record and batch overhead to the key + value bytes",
-        "timings on a shared, loaded 2-core machine: pessimistic",
     ]
     return result
