@@ -6,7 +6,6 @@ file; later calls only check the marker and the jars, with no network I/O and no
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
@@ -18,11 +17,14 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+from deploy.filelock import LockTimeoutError, exclusive
 from processors.errors import LocalKafkaError
 
 log = logging.getLogger(__name__)
 
 POM = Path(__file__).with_name("pom.xml")
+# How long a second fetcher waits for the first one's Maven run (about 100 MB of jars).
+FETCH_WAIT_S = 1800.0
 MARKER = "complete"
 _POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 _DOWNLOADED = re.compile(r"Downloaded from \S+: \S+/([^/\s]+) \(([^)]*?)(?: at [^)]*)?\)")
@@ -92,12 +94,15 @@ def ensure_jars(cache_dir: Path | None = None, progress: Progress | None = None)
     if is_cached(cache_dir):
         return directory
     directory.parent.mkdir(parents=True, exist_ok=True)
-    # Two commands fetching at once (a test run and `make up`) must not share a staging dir.
-    with open(directory.parent / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if is_cached(cache_dir):
-            return directory
-        return _fetch(directory, progress)
+    # Two commands fetching at once (a test run and `make up`, or the deploy's brokers, which
+    # pyinfra prepares at once) must not share a staging dir.
+    try:
+        with exclusive(directory.parent / ".lock", FETCH_WAIT_S, "fetching the Kafka jars"):
+            if is_cached(cache_dir):
+                return directory
+            return _fetch(directory, progress)
+    except LockTimeoutError as exc:
+        raise LocalKafkaError(str(exc)) from None
 
 
 def _fetch(directory: Path, progress: Progress | None) -> Path:

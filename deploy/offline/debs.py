@@ -8,12 +8,14 @@ this machine has installed or runs. Needs apt-get and the archive's keyring here
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import shutil
 import time
 from pathlib import Path
 
+from pyinfra.api.exceptions import DeployError
+
+from deploy.filelock import LockTimeoutError, exclusive
 from deploy.offline import CACHE_DIR, publish, run_local, staging_dir
 
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -68,14 +70,11 @@ def fetch_debs(status: str, packages: list[str], sources: str, arch: str) -> Pat
     what = "fetching the hosts' Debian packages on this machine (offline mode)"
     # pyinfra prepares hosts at once: one `apt-get update` of these lists at a time (apt's own
     # lock is off, Debug::NoLocking), and the others then find them fresh.
-    with (apt_dir / "update.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        fresh = any(lists.glob("*_Packages*")) and (
-            time.time() - lists.stat().st_mtime < LISTS_MAX_AGE_S
-        )
-        if not fresh:
-            run_local(["apt-get", "-q", *options, "update"], what, APT_TIMEOUT_S)
-            lists.touch()
+    try:
+        with exclusive(apt_dir / "update.lock", 2 * APT_TIMEOUT_S, what):
+            _update_lists(lists, options, what)
+    except LockTimeoutError as exc:
+        raise DeployError(str(exc)) from None
     run_local(
         ["apt-get", "-q", "-y", *options, "install", "--download-only", *packages],
         what,
@@ -84,3 +83,11 @@ def fetch_debs(status: str, packages: list[str], sources: str, arch: str) -> Pat
     (staging / "status").unlink()
     shutil.rmtree(staging / "partial")
     return publish(staging, target)
+
+
+def _update_lists(lists: Path, options: list[str], what: str) -> None:
+    """``apt-get update`` of the private lists, unless another host's preparation just did."""
+    fresh = any(lists.glob("*_Packages*")) and time.time() - lists.stat().st_mtime < LISTS_MAX_AGE_S
+    if not fresh:
+        run_local(["apt-get", "-q", *options, "update"], what, APT_TIMEOUT_S)
+        lists.touch()
