@@ -17,7 +17,7 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-from deploy.filelock import LockTimeoutError, exclusive
+from deploy.localkafka.filelock import LockTimeoutError, exclusive
 from processors.errors import LocalKafkaError
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pyinfra.api.exceptions import DeployError
 
-from deploy.filelock import LockTimeoutError, exclusive
+from deploy.localkafka.filelock import LockTimeoutError, exclusive
 from deploy.offline import CACHE_DIR, publish, run_local, staging_dir
 
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"

@@ -1,5 +1,5 @@
-"""deploy/filelock: the cache lock under gevent, as pyinfra runs it (hosts prepared at once in
-greenlets of one monkey-patched process), and against another process."""
+"""deploy/localkafka/filelock: the cache lock under gevent, as pyinfra runs it (hosts prepared
+at once in greenlets of one monkey-patched process), and against another process."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.filelock import LockTimeoutError, exclusive
+from deploy.localkafka.filelock import LockTimeoutError, exclusive
 from tests.deploy.conftest import REPO
 
 # Three greenlets take the lock in turn; the holder runs a subprocess meanwhile, which yields to
@@ -24,7 +24,7 @@ GREENLETS = textwrap.dedent(
     import subprocess, sys
     import gevent
     from pathlib import Path
-    from deploy.filelock import exclusive
+    from deploy.localkafka.filelock import exclusive
 
     lock, order = Path(sys.argv[1]), []
 

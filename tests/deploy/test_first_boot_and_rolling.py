@@ -164,7 +164,10 @@ def test_a_new_broker_starts_before_the_running_ones_roll(fake_deploy, fresh_run
 
 
 FAKE_DOCKER = """
-calls=$(( $(cat "$STATE/calls" 2>/dev/null || echo 0) + 1 )); echo "$calls" > "$STATE/calls"
+# The count is replaced, not rewritten in place: `timeout` may kill this script at any point,
+# and a file truncated by `>` but not yet written would read as empty.
+calls=$(( $(cat "$STATE/calls" 2>/dev/null || echo 0) + 1 ))
+echo "$calls" > "$STATE/calls.$$" && mv "$STATE/calls.$$" "$STATE/calls"
 case "$*" in
   *--under-replicated-partitions*)
     # Call 1: the broker is still starting (connection refused); then URPs until call N.
@@ -188,10 +191,9 @@ def test_the_rolling_wait_passes_only_once_the_broker_serves_with_nothing_under_
         f"URP_UNTIL={urp_until}; export URP_UNTIL; {wait}", tmp_path, {"docker": FAKE_DOCKER}
     )
     assert (result.returncode == 0) is ok, result.stderr
-    calls = int((tmp_path / "calls").read_text())
     if ok:
         # refused, then URPs (calls 2..5 answered), then in sync: URP check + unavailable check.
-        assert calls >= 7
+        assert int((tmp_path / "calls").read_text()) >= 7
     else:
         assert result.returncode == 124  # timeout's exit status: the deploy stops here
 
