@@ -26,6 +26,8 @@ POM = Path(__file__).with_name("pom.xml")
 # How long a second fetcher waits for the first one's Maven run (about 100 MB of jars).
 FETCH_WAIT_S = 1800.0
 MARKER = "complete"
+# A fetch is complete with these (a cache fetched before the tools were added is fetched again).
+REQUIRED_JARS = ("kafka_2.13-", "kafka-tools-")
 _POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 _DOWNLOADED = re.compile(r"Downloaded from \S+: \S+/([^/\s]+) \(([^)]*?)(?: at [^)]*)?\)")
 
@@ -59,7 +61,9 @@ def is_cached(cache_dir: Path | None = None) -> bool:
     if not marker.is_file():
         return False
     names = [line for line in marker.read_text().splitlines() if line.endswith(".jar")]
-    return bool(names) and all((directory / name).is_file() for name in names)
+    return all(any(name.startswith(prefix) for name in names) for prefix in REQUIRED_JARS) and all(
+        (directory / name).is_file() for name in names
+    )
 
 
 def find_java() -> str:
@@ -125,8 +129,12 @@ def _fetch(directory: Path, progress: Progress | None) -> Path:
     started = time.monotonic()
     downloads = _run_maven(argv, maven_log, progress)
     jars = sorted(p.name for p in staging.glob("*.jar"))
-    if not any(name.startswith("kafka_2.13-") for name in jars):
-        raise LocalKafkaError(f"Maven copied no Kafka jars into {staging}; see {maven_log}")
+    missing = [p for p in REQUIRED_JARS if not any(name.startswith(p) for name in jars)]
+    if missing:
+        raise LocalKafkaError(
+            f"Maven copied no {', '.join(m + '*.jar' for m in missing)} into {staging}; "
+            f"see {maven_log}"
+        )
     shutil.rmtree(directory, ignore_errors=True)
     staging.replace(directory)
     (version_dir / MARKER).write_text("".join(f"{name}\n" for name in jars))

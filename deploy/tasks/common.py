@@ -5,6 +5,8 @@ from io import StringIO
 from pathlib import Path
 
 from pyinfra import host
+from pyinfra.facts.files import File
+from pyinfra.facts.server import Which
 from pyinfra.operations import files, server, systemd
 
 from deploy.tasks import packages
@@ -12,18 +14,23 @@ from deploy.tasks import packages
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 # On a fresh instance cloud-init is still configuring the host (and running apt) when we log
-# in. Exit 2 means it finished with recoverable errors; the host is usable. Bounded; hosts
-# without cloud-init (containers, the real-host harness) skip it.
-server.shell(
-    name="Wait for cloud-init to finish",
-    commands=[
-        "if command -v cloud-init >/dev/null 2>&1; then "
-        f"rc=0; timeout {host.data.cloud_init_timeout} cloud-init status --wait >/dev/null "
-        "|| rc=$?; "
-        'if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then '
-        'echo "cloud-init status --wait failed or timed out (exit $rc)" >&2; exit 1; fi; fi'
-    ],
-)
+# in. Exit 2 means it finished with recoverable errors; the host is usable. Bounded. Hosts
+# without cloud-init (containers, the real-host harness) and hosts where it has finished
+# (boot-finished is its last step) skip it, so a later deploy changes nothing here.
+if (
+    host.get_fact(Which, command="cloud-init")
+    and host.get_fact(File, path="/var/lib/cloud/instance/boot-finished") is None
+):
+    server.shell(
+        name="Wait for cloud-init to finish",
+        commands=[
+            "if command -v cloud-init >/dev/null 2>&1; then "
+            f"rc=0; timeout {host.data.cloud_init_timeout} cloud-init status --wait >/dev/null "
+            "|| rc=$?; "
+            'if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then '
+            'echo "cloud-init status --wait failed or timed out (exit $rc)" >&2; exit 1; fi; fi'
+        ],
+    )
 
 # unattended-upgrades (apt-daily) can hold the dpkg lock for minutes after boot: every apt run
 # of ours waits for it, bounded, instead of failing at once.

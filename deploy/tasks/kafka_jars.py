@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.facts.files import File
+from pyinfra.facts.server import Command
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
@@ -30,6 +31,9 @@ DEPLOY_DIR = Path(__file__).resolve().parent.parent
 PROPERTIES = "/etc/kafka/server.properties"
 LOG4J_CONFIG = "/etc/kafka/log4j2.properties"
 SCRAM_FORMAT_FILE = "/etc/kafka/scram-users.args"
+ADMIN_PROPERTIES = "/etc/kafka/admin.properties"
+# Each admin call of the rolling restart's wait gives up after this (Kafka's default is 60 s).
+ADMIN_TIMEOUT_MS = 10_000
 
 
 def jars_broker(*, quorum_voters: str) -> None:
@@ -159,19 +163,60 @@ def jars_broker(*, quorum_voters: str) -> None:
         data_dir=data.kafka_data_dir,
     )
     systemd.daemon_reload(name="Reload systemd units (Kafka)", _if=unit.did_change)
-    # One broker at a time, each back on its client port before the next: no quorum loss.
-    server.shell(
-        name="Restart Kafka, one node at a time (jars, settings or unit changed)",
-        commands=[
-            "systemctl try-restart kafka.service",
-            "! systemctl is-active --quiet kafka.service || timeout 300 bash -c "
-            f"'until (exec 3<>/dev/tcp/{address}/{data.kafka_client_port}) 2>/dev/null; "
-            "do sleep 2; done'",
-        ],
-        _if=any_changed(jars, properties, log4j, unit, *tls_uploads),
-        _serial=True,
+    admin_settings = {
+        "default.api.timeout.ms": ADMIN_TIMEOUT_MS,
+        "request.timeout.ms": ADMIN_TIMEOUT_MS,
+        **(security.admin_client_properties(data) if secured else {}),
+    }
+    admin = files.put(
+        name="Upload the admin tools' client settings (the rolling restart's in-sync check)",
+        src=StringIO("".join(f"{key}={value}\n" for key, value in admin_settings.items())),
+        dest=ADMIN_PROPERTIES,
+        user=user,
+        group=user,
+        mode="600",
     )
+    # A running broker whose jars, settings or unit changed restarts one host at a time
+    # (_serial): each first waits until no partition is under-replicated or unavailable,
+    # restarts, and waits the same way again, so an acks=all producer (min ISR 2) never loses
+    # its quorum. A broker not running yet just starts below (a lone broker cannot serve before
+    # a controller quorum exists, so a first start must not wait).
+    if host.get_fact(Command, "systemctl is-active kafka.service || true") == "active":
+        in_sync = _in_sync_wait(jars_dir, address, user)
+        server.shell(
+            name="Restart Kafka, one node at a time, each once the cluster is in sync",
+            commands=[
+                in_sync,
+                "systemctl restart kafka.service",
+                f"timeout 300 bash -c 'until (exec 3<>/dev/tcp/{address}/{data.kafka_client_port})"
+                " 2>/dev/null; do sleep 2; done'",
+                in_sync,
+            ],
+            _if=any_changed(jars, properties, log4j, unit, admin, *tls_uploads),
+            _serial=True,
+        )
     systemd.service(name="Run Kafka at boot", service="kafka.service", running=True, enabled=True)
+
+
+def _in_sync_wait(jars_dir: str, address: str, user: str) -> str:
+    """Shell that waits (``kafka_rolling_timeout``) until the cluster reports no
+    under-replicated and no unavailable partition, asking through this host's broker."""
+    data = host.data
+    # `\*`: a classpath wildcard for java, not a glob for the inner shell.
+    topics = (
+        f"runuser -u {user} -- /usr/bin/java -Xmx256m -cp {jars_dir}/\\* "
+        "org.apache.kafka.tools.TopicCommand "
+        f"--bootstrap-server {address}:{data.kafka_client_port} "
+        f"--command-config {ADMIN_PROPERTIES} --describe"
+    )
+    # Each listed partition is a line with "Partition:"; anything else (a log line) is not.
+    return (
+        f"timeout {data.kafka_rolling_timeout} sh -c 'until "
+        f'lagging="$({topics} --under-replicated-partitions 2>/dev/null)" && '
+        f'missing="$({topics} --unavailable-partitions 2>/dev/null)" && '
+        f'! printf "%s\\n%s\\n" "$lagging" "$missing" | grep -q "Partition:"; '
+        f"do sleep {data.kafka_rolling_poll}; done'"
+    )
 
 
 def _broker_tls(user: str) -> list:

@@ -26,6 +26,7 @@ from deploy.localkafka.broker_security import (
     BROKER_USER,
     SCRAM_MECHANISM,
     scram_format_arguments,
+    scram_jaas,
     secure_broker_properties,
 )
 from deploy.localkafka.certs import CA_CERT, NodeIdentity, ensure_certificates, node_file
@@ -105,6 +106,17 @@ def broker_properties(data: Any) -> dict[str, str]:
         broker_password=password(data, BROKER_USER),
         node_principals=[node_name(int(h["node_id"])) for h in data.kafka_hosts],
     )
+
+
+def admin_client_properties(data: Any) -> dict[str, str]:
+    """What a Kafka admin tool on a broker host needs to sign in as the broker user."""
+    return {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": SCRAM_MECHANISM,
+        "sasl.jaas.config": scram_jaas(BROKER_USER, password(data, BROKER_USER)),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": BROKER_TRUSTSTORE,
+    }
 
 
 def scram_format_file(data: Any) -> str:

@@ -178,7 +178,58 @@ class Lab:
         """
         if name in self.hosts:
             raise TestHostError(f"test host {name} is already running")
-        address = self.address(index)
+        root = self._mount_disk(name)
+        self._provision(name, self.address(index), root, prepare or [])
+        return self._boot(name, index, root)
+
+    def stop(self, *hosts: TestHost) -> None:
+        """Shut ``hosts`` down at once (systemd's poweroff; SIGKILL after ``STOP_TIMEOUT_S``),
+        then remove their namespaces and trees."""
+        self._power_off(*hosts)
+        for host in hosts:
+            self._remove(host)
+
+    def reboot(self, host: TestHost, prepare: list[str] | None = None) -> TestHost:
+        """Power ``host`` off and boot it again from the same tree, as a VM keeps its disks;
+        ``prepare`` runs in the tree while it is down (e.g. to take a disk away)."""
+        index = int(host.address.rsplit(".", 1)[1]) - 10
+        self._power_off(host)
+        self._unplug(host)
+        root = self._mount_disk(host.name)
+        for command in prepare or []:
+            run(["chroot", str(root), "sh", "-c", command], timeout=120)
+        return self._boot(host.name, index, root)
+
+    def crash(self, host: TestHost) -> None:
+        """Kill ``host`` like a power cut: SIGKILL its PID 1, then unplug its network."""
+        self._kill(host)
+        self._remove(host)
+
+    def ssh_argv(self, host: TestHost, *command: str) -> list[str]:
+        return [
+            "ssh",
+            "-i",
+            str(self.ssh_key),
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=10",
+            f"{LOGIN_USER}@{host.address}",
+            *command,
+        ]
+
+    def ssh(self, host: TestHost, command: str, timeout: float = COMMAND_TIMEOUT_S) -> str:
+        """Run ``command`` on ``host`` over SSH as the login user; its stdout."""
+        return run(self.ssh_argv(host, command), timeout=timeout)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _mount_disk(self, name: str) -> Path:
+        """The host's tree: its own writable layer (kept across a reboot) over the rootfs."""
         home = self.state_dir / "hosts" / name
         root = home / "root"
         for sub in ("upper", "work", "root"):
@@ -194,8 +245,10 @@ class Lab:
                 str(root),
             ]
         )
-        self._provision(name, address, root, prepare or [])
+        return root
 
+    def _boot(self, name: str, index: int, root: Path) -> TestHost:
+        address = self.address(index)
         netns = f"{self.name}-{name}"
         veth = f"{self.name}{index}"
         run(["ip", "netns", "add", netns])
@@ -225,9 +278,7 @@ class Lab:
         log.info("testhost=%s address=%s pid=%d state=up", name, address, pid)
         return host
 
-    def stop(self, *hosts: TestHost) -> None:
-        """Shut ``hosts`` down at once (systemd's poweroff; SIGKILL after ``STOP_TIMEOUT_S``),
-        then remove their namespaces and trees."""
+    def _power_off(self, *hosts: TestHost) -> None:
         for host in hosts:
             if host.alive():
                 os.kill(host.pid, signal.SIGRTMIN + 4)  # systemd: start poweroff.target
@@ -240,35 +291,6 @@ class Lab:
                     "testhost=%s poweroff_timeout_s=%d: killing it", host.name, STOP_TIMEOUT_S
                 )
                 self._kill(host)
-            self._remove(host)
-
-    def crash(self, host: TestHost) -> None:
-        """Kill ``host`` like a power cut: SIGKILL its PID 1, then unplug its network."""
-        self._kill(host)
-        self._remove(host)
-
-    def ssh_argv(self, host: TestHost, *command: str) -> list[str]:
-        return [
-            "ssh",
-            "-i",
-            str(self.ssh_key),
-            "-o",
-            f"UserKnownHostsFile={self.known_hosts}",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=10",
-            f"{LOGIN_USER}@{host.address}",
-            *command,
-        ]
-
-    def ssh(self, host: TestHost, command: str, timeout: float = COMMAND_TIMEOUT_S) -> str:
-        """Run ``command`` on ``host`` over SSH as the login user; its stdout."""
-        return run(self.ssh_argv(host, command), timeout=timeout)
-
-    # -- internals ------------------------------------------------------------------------------
 
     def _provision(self, name: str, address: str, root: Path, prepare: list[str]) -> None:
         """What cloud-init would do on a VM: identity, host key, a sudo user with our key."""
@@ -382,12 +404,16 @@ exec env -i container=orderflow-testhost {shutil.which("chroot")} {r} /lib/syste
             except subprocess.TimeoutExpired:
                 raise TestHostError(f"test host {host.name} survived SIGKILL of PID 1") from None
 
-    def _remove(self, host: TestHost) -> None:
+    def _unplug(self, host: TestHost) -> None:
+        """Its network namespace, mounts and cgroup gone; its tree stays on disk."""
         run(["ip", "netns", "delete", host.netns], check=False)
         self._unmount_under(host.root)
         _remove_cgroup(self._cgroup / host.name)
-        shutil.rmtree(host.root.parent, ignore_errors=True)
         self.hosts.pop(host.name, None)
+
+    def _remove(self, host: TestHost) -> None:
+        self._unplug(host)
+        shutil.rmtree(host.root.parent, ignore_errors=True)
         log.info("testhost=%s state=removed", host.name)
 
     def _unmount_under(self, path: Path) -> None:

@@ -225,3 +225,21 @@ def test_without_a_digest_the_tag_alone_is_used(fresh_run: Report) -> None:
 def test_malformed_digests_stop_the_deploy_with_the_reason(image, digest, message) -> None:
     with pytest.raises(DeployError, match=message):
         pinned_image(image, digest, "kafka_image_digest")
+
+
+@pytest.mark.parametrize(
+    "responses",
+    [
+        {
+            "/var/lib/cloud/instance/boot-finished": "user=root group=root mode=-rw-r--r-- atime=0 "
+            "mtime=0 ctime=0 size=1 '/var/lib/cloud/instance/boot-finished'"
+        },  # a later deploy
+        {"command -v cloud-init": ""},  # no cloud-init: the real-host harness, containers
+    ],
+)
+def test_a_finished_or_absent_cloud_init_is_not_waited_for(fake_deploy, responses) -> None:
+    hosts = (*KAFKA_HOSTS, "app-1")
+    # A host's own answers win over the fresh Ubuntu's ("command -v" finds everything there).
+    report = fake_deploy(host_responses={host: responses for host in hosts})
+    for host in hosts:
+        assert "Wait for cloud-init to finish" not in op_names(report, host)

@@ -11,15 +11,16 @@ from deploy.localkafka import jars
 from processors.errors import LocalKafkaError
 
 
-def fake_cache(cache_dir: Path, *, marker: bool = True) -> Path:
+JARS = ("kafka_2.13-4.1.1.jar", "kafka-clients-4.1.1.jar", "kafka-tools-4.1.1.jar")
+
+
+def fake_cache(cache_dir: Path, *, marker: bool = True, names: tuple[str, ...] = JARS) -> Path:
     directory = jars.jars_dir(cache_dir)
     directory.mkdir(parents=True)
-    for name in ("kafka_2.13-4.1.1.jar", "kafka-clients-4.1.1.jar"):
+    for name in names:
         (directory / name).write_bytes(b"PK")
     if marker:
-        (directory.parent / jars.MARKER).write_text(
-            "kafka_2.13-4.1.1.jar\nkafka-clients-4.1.1.jar\n"
-        )
+        (directory.parent / jars.MARKER).write_text("".join(f"{name}\n" for name in names))
     return directory
 
 
@@ -42,6 +43,11 @@ def test_missing_marker_or_jar_means_not_cached(tmp_path: Path) -> None:
     directory = fake_cache(tmp_path / "b")
     (directory / "kafka-clients-4.1.1.jar").unlink()
     assert not jars.is_cached(tmp_path / "b")
+
+
+def test_a_cache_fetched_before_the_admin_tools_is_fetched_again(tmp_path: Path) -> None:
+    fake_cache(tmp_path, names=JARS[:2])
+    assert not jars.is_cached(tmp_path)
 
 
 def test_missing_maven_says_what_to_install(

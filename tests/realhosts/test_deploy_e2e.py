@@ -2,11 +2,13 @@
 
 3 brokers + 1 app host, the ``jars`` Kafka runtime, offline mode chosen automatically (the hosts
 have no route off this machine), the inventory driven by a hand-written outputs file with
-ORDERFLOW_SSH_VIA=public. The tests share one deployed cluster and run in file order.
+ORDERFLOW_SSH_VIA=public. Each broker brings its own data disk (a bind mount from its fstab, as
+a user's own volume would be). The tests share one deployed cluster and run in file order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import threading
@@ -18,8 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
 from deploy.testhosts.lab import Lab, TestHost
+from processors.kafka.clients import admin_client
 from processors.orders_gen import generate_orders
 from processors.producer import produce_orders
 from processors.settings import Settings
@@ -41,6 +46,12 @@ ALWAYS_RUN = {
 PROCESSORS = ("orderflow-main@1.service", "orderflow-retry@1.service")
 APP_UNITS = (*PROCESSORS, "orderflow-dashboard.service")
 OUTCOME_TIMEOUT_S = 300
+# The broker's data disk: /var/lib/kafka mounted at boot from the host's fstab (nofail, as the
+# deploy writes it for an EBS volume), the source a directory of the host's own tree.
+DISK = "/srv/kafka-disk"
+DISK_FSTAB = f"{DISK} /var/lib/kafka none bind,nofail 0 0"
+ADD_DISK = f"mkdir -p {DISK} /var/lib/kafka && echo '{DISK_FSTAB}' >> /etc/fstab"
+ROLL = "Restart Kafka, one node at a time, each once the cluster is in sync"
 
 
 @dataclass
@@ -68,7 +79,7 @@ class Cluster:
 def cluster(rootfs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     state = tmp_path_factory.mktemp("e2e")
     with Lab(state / "lab", name="oftest", rootfs=rootfs) as lab:
-        brokers = [lab.start(f"kafka-{n}", n) for n in (1, 2, 3)]
+        brokers = [lab.start(f"kafka-{n}", n, prepare=[ADD_DISK]) for n in (1, 2, 3)]
         app = lab.start("app-1", 4)
         outputs = write_outputs(state / "outputs.json", brokers, [app])
         started = time.monotonic()
@@ -93,6 +104,7 @@ def test_first_deploy_installs_offline_and_runs_every_service_unprivileged(
         assert cluster.unit(broker, "kafka.service", "ActiveState")["ActiveState"] == "active"
         assert lab.ssh(broker, "ps -o user= -C java").split() == ["kafka"]
         assert lab.ssh(broker, "sudo stat -c %U /var/lib/kafka/data/meta.properties") == "kafka\n"
+        assert _disk_of(cluster, broker) == f"[{DISK}]"
     for unit in APP_UNITS:
         state = cluster.unit(cluster.app, unit, "ActiveState", "MainPID")
         assert state["ActiveState"] == "active", unit
@@ -196,6 +208,147 @@ def test_the_dashboard_answers_through_an_ssh_port_forward(cluster: Cluster) -> 
     finally:
         forward.terminate()
         forward.wait(timeout=30)
+
+
+def _disk_of(cluster: Cluster, broker: TestHost) -> str:
+    """The filesystem the broker's log is on, as findmnt names its source."""
+    source = cluster.lab.ssh(broker, "findmnt -n -o SOURCE -T /var/lib/kafka/data").strip()
+    return source[source.index("[") :] if "[" in source else source
+
+
+def _brokers_out_of_sync(admin: AdminClient) -> set[int]:
+    """Node ids missing from some partition's in-sync replicas."""
+    metadata = admin.list_topics(timeout=10)
+    lagging: set[int] = set()
+    for topic in metadata.topics.values():
+        for partition in topic.partitions.values():
+            lagging |= set(partition.replicas) - set(partition.isrs)
+    return lagging
+
+
+def _wait_in_sync(settings: Settings, timeout_s: float = 300) -> None:
+    admin = admin_client(settings)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(KafkaException):  # a broker still starting: ask again
+            if not _brokers_out_of_sync(admin):
+                return
+        time.sleep(2)
+    raise AssertionError(f"the cluster was not in sync within {timeout_s} s")
+
+
+class _Traffic:
+    """Orders produced in small paced batches until stopped; every delivery accounted for."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings, self.items, self.summaries = settings, [], []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        seed = 100
+        while not self.stop.is_set():
+            batch = generate_orders(40, "success", seed=seed)
+            seed += 1
+            self.items += batch
+            # 60 s: a leader moving away from a broker in controlled shutdown takes seconds;
+            # an outage (two brokers down, min ISR lost) would take longer and fail sends.
+            self.summaries.append(
+                produce_orders(self.settings, batch, rate=20, delivery_timeout_s=60)
+            )
+
+    def __enter__(self) -> _Traffic:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=300)
+        assert not self.thread.is_alive(), "the producer hung"
+
+
+def test_a_settings_change_rolls_one_broker_at_a_time_while_orders_flow(cluster: Cluster) -> None:
+    settings = cluster.settings
+    baseline = _outcomes(settings, 0)
+    started = {
+        b.name: cluster.unit(b, "kafka.service", "ExecMainStartTimestampMonotonic")
+        for b in cluster.brokers
+    }
+    samples: list[tuple[float, set[int]]] = []
+    sampling = threading.Event()
+
+    admin = admin_client(settings)
+
+    def sample() -> None:
+        while not sampling.is_set():
+            with contextlib.suppress(KafkaException):  # metadata unavailable for a moment
+                samples.append((time.monotonic(), _brokers_out_of_sync(admin)))
+            time.sleep(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    with _Traffic(settings) as traffic:
+        time.sleep(3)
+        # A new heap for every broker: its unit changes, so each one must restart.
+        rolled = run_deploy(cluster.lab, cluster.outputs, "kafka_heap_size=400m")
+        time.sleep(3)
+    sampling.set()
+    sampler.join(timeout=30)
+    (cluster.outputs.parent / "rolling-deploy.log").write_text(rolled.output)
+
+    assert rolled.returncode == 0, rolled.output[-6000:]
+    assert ROLL in rolled.changed_operations()
+    for broker in cluster.brokers:
+        now = cluster.unit(broker, "kafka.service", "ExecMainStartTimestampMonotonic")
+        assert now != started[broker.name], f"{broker.name} was not restarted"
+        assert "-Xmx400m" in cluster.lab.ssh(broker, "ps -o args= -C java")
+    # Never two brokers out of sync at once: each restart waited for the one before it.
+    assert samples and max(len(lagging) for _, lagging in samples) <= 1, samples
+    assert len({node for _, lagging in samples for node in lagging}) == 3, "restarts not seen"
+    delivered = sum(s.delivered for s in traffic.summaries)
+    errors = [e for s in traffic.summaries for e in s.errors]
+    assert (delivered, errors) == (len(traffic.items), []), errors[:5]
+    print(f"rolling deploy: {len(traffic.items)} orders produced meanwhile, none failed")
+    outcome = _outcomes(settings, sum(sum(c.values()) for c in baseline.values()) + delivered)
+    new = outcome[settings.topic_processed] - baseline[settings.topic_processed]
+    assert new == _keys(traffic.items)
+
+
+def test_a_rebooted_broker_comes_back_on_its_data_disk_and_never_without_it(
+    cluster: Cluster,
+) -> None:
+    lab, settings = cluster.lab, cluster.settings
+    broker = cluster.brokers[0]
+    meta = "sudo cat /var/lib/kafka/data/meta.properties"
+    identity = lab.ssh(broker, meta)
+
+    broker = cluster.brokers[0] = lab.reboot(broker)
+    assert cluster.unit(broker, "kafka.service", "ActiveState")["ActiveState"] == "active"
+    assert _disk_of(cluster, broker) == f"[{DISK}]"
+    assert lab.ssh(broker, meta) == identity
+    mount = cluster.unit(broker, "var-lib-kafka.mount", "ActiveEnterTimestampMonotonic")
+    kafka = cluster.unit(broker, "kafka.service", "ExecMainStartTimestampMonotonic")
+    assert int(mount["ActiveEnterTimestampMonotonic"]) < int(
+        kafka["ExecMainStartTimestampMonotonic"]
+    )
+    _wait_in_sync(settings)
+
+    # The disk broken while the host is down (the mount fails at boot; nofail lets the boot go
+    # on): the broker stays down rather than start an empty log on the root disk.
+    broker = cluster.brokers[0] = lab.reboot(
+        broker, prepare=[f"mv {DISK} {DISK}.away && touch {DISK}"]
+    )
+    assert cluster.unit(broker, "var-lib-kafka.mount", "ActiveState")["ActiveState"] == "failed"
+    state = cluster.unit(broker, "kafka.service", "ActiveState", "Result")
+    assert state["ActiveState"] != "active", state
+    assert lab.ssh(broker, "sudo ls -A /var/lib/kafka") == ""
+
+    broker = cluster.brokers[0] = lab.reboot(
+        broker, prepare=[f"rm {DISK} && mv {DISK}.away {DISK}"]
+    )
+    assert cluster.unit(broker, "kafka.service", "ActiveState")["ActiveState"] == "active"
+    assert lab.ssh(broker, meta) == identity
+    _wait_in_sync(settings)
 
 
 def test_crashing_one_broker_host_loses_no_order(cluster: Cluster) -> None:

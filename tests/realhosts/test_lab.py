@@ -80,3 +80,33 @@ def test_a_prepare_command_shapes_one_host_only(lab: Lab) -> None:
     normal = lab.start("normal", 2)
     assert lab.ssh(bare, "command -v python3 || echo none") == "none\n"
     assert lab.ssh(normal, "command -v python3") == "/usr/bin/python3\n"
+
+
+# A second "disk" for a host: a directory of its tree bind-mounted at boot from its fstab.
+DISK_FSTAB = "/srv/disk /mnt/data none bind,nofail 0 0"
+
+
+def test_a_rebooted_host_keeps_its_disk_identity_and_fstab_mounts(lab: Lab) -> None:
+    host = lab.start(
+        "rebooted",
+        1,
+        prepare=[f"mkdir -p /srv/disk /mnt/data && echo '{DISK_FSTAB}' >> /etc/fstab"],
+    )
+    assert lab.ssh(host, "findmnt -n -o SOURCE /mnt/data").strip().endswith("[/srv/disk]")
+    lab.ssh(host, "echo kept | sudo tee /mnt/data/file /var/tmp/file >/dev/null")
+    old_pid = host.pid
+
+    host = lab.reboot(host)
+
+    assert host.pid != old_pid and not Path(f"/proc/{old_pid}").exists()
+    # The same host key (known_hosts still holds), its files, and its mounts again.
+    assert lab.ssh(host, "cat /var/tmp/file /mnt/data/file") == "kept\nkept\n"
+    assert lab.ssh(host, "systemctl is-system-running --wait") == "running\n"
+
+    # Its disk broken while it was down (systemd would recreate a missing bind source, so the
+    # source becomes a file, which cannot be bound onto a directory): the mount fails, and
+    # nofail lets the boot go on without it.
+    host = lab.reboot(host, prepare=["rm -r /srv/disk && touch /srv/disk"])
+    assert lab.ssh(host, "findmnt -n /mnt/data || echo none") == "none\n"
+    assert lab.ssh(host, "systemctl is-active mnt-data.mount || true") == "failed\n"
+    assert lab.ssh(host, "systemctl is-system-running || true") == "degraded\n"
