@@ -26,8 +26,9 @@ POM = Path(__file__).with_name("pom.xml")
 # How long a second fetcher waits for the first one's Maven run (about 100 MB of jars).
 FETCH_WAIT_S = 1800.0
 MARKER = "complete"
-# A fetch is complete with these (a cache fetched before the tools were added is fetched again).
-REQUIRED_JARS = ("kafka_2.13-", "kafka-tools-")
+# A fetch is complete with these artifacts of the pinned version (a cache fetched before the
+# admin tools were added is fetched again).
+REQUIRED_ARTIFACTS = ("kafka_2.13", "kafka-tools")
 _POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 _DOWNLOADED = re.compile(r"Downloaded from \S+: \S+/([^/\s]+) \(([^)]*?)(?: at [^)]*)?\)")
 
@@ -61,9 +62,13 @@ def is_cached(cache_dir: Path | None = None) -> bool:
     if not marker.is_file():
         return False
     names = [line for line in marker.read_text().splitlines() if line.endswith(".jar")]
-    return all(any(name.startswith(prefix) for name in names) for prefix in REQUIRED_JARS) and all(
-        (directory / name).is_file() for name in names
-    )
+    return not _missing(names) and all((directory / name).is_file() for name in names)
+
+
+def _missing(names: list[str]) -> list[str]:
+    """The required jars (of the pinned version) that ``names`` lacks."""
+    required = [f"{artifact}-{kafka_version()}.jar" for artifact in REQUIRED_ARTIFACTS]
+    return [jar for jar in required if jar not in names]
 
 
 def find_java() -> str:
@@ -129,11 +134,9 @@ def _fetch(directory: Path, progress: Progress | None) -> Path:
     started = time.monotonic()
     downloads = _run_maven(argv, maven_log, progress)
     jars = sorted(p.name for p in staging.glob("*.jar"))
-    missing = [p for p in REQUIRED_JARS if not any(name.startswith(p) for name in jars)]
-    if missing:
+    if missing := _missing(jars):
         raise LocalKafkaError(
-            f"Maven copied no {', '.join(m + '*.jar' for m in missing)} into {staging}; "
-            f"see {maven_log}"
+            f"Maven copied no {', '.join(missing)} into {staging}; see {maven_log}"
         )
     shutil.rmtree(directory, ignore_errors=True)
     staging.replace(directory)
