@@ -10,7 +10,6 @@ import pytest
 from deploy.localkafka import jars
 from processors.errors import LocalKafkaError
 
-
 JARS = ("kafka_2.13-4.1.1.jar", "kafka-clients-4.1.1.jar", "kafka-tools-4.1.1.jar")
 
 
