@@ -20,6 +20,10 @@ orderflow_wheel = None
 orderflow_settings = {"LOG_FORMAT": "json", "PROCESSING_GUARANTEE": "exactly-once"}
 
 dashboard_port = 8501
+# The dashboard's own system user and state: it never runs as, or reads the state of, the
+# processors' user.
+dashboard_user = "orderflow-dashboard"
+dashboard_state_dir = "/var/lib/orderflow-dashboard"
 # Only when the dashboard is public (Pulumi publicDashboard): generated on the host at first deploy.
 dashboard_secrets_file = "/etc/orderflow/dashboard-secrets.toml"
 

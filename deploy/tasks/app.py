@@ -120,8 +120,27 @@ remote_wheel = f"{data.orderflow_home}/dist/{wheel.name}"
 remote_lock = f"{data.orderflow_home}/dist/requirements.lock"
 installed_marker = f"{venv}/.orderflow-wheel.sha256"
 state_dir = data.orderflow_state_dir
-if not state_dir.startswith("/var/lib/"):
-    raise DeployError(f"orderflow_state_dir must be under /var/lib/, not {state_dir}")
+for _name, _path in (
+    ("orderflow_state_dir", state_dir),
+    ("dashboard_state_dir", data.dashboard_state_dir),
+):
+    if not _path.startswith("/var/lib/"):
+        raise DeployError(f"{_name} must be under /var/lib/, not {_path}")
+
+if data.ui_host:
+    server.group(name="Create the dashboard's system group", group=data.dashboard_user, system=True)
+    # Its own user: a flaw in the web UI reaches neither the processors' state nor their files.
+    server.user(
+        name="Create the dashboard's system user",
+        user=data.dashboard_user,
+        group=data.dashboard_user,
+        system=True,
+        home=data.dashboard_state_dir,
+        shell="/usr/sbin/nologin",
+        create_home=False,
+        # systemd creates and owns its state directory (StateDirectory=).
+        ensure_home=False,
+    )
 
 packages.install(["python3", "python3-venv"], name="Install Python with venv support")
 
@@ -133,12 +152,14 @@ files.directory(
     mode="755",
 )
 
+# Traversable by every service user; each file in it carries its own owner and mode (the
+# settings file is read by systemd alone, the credentials directory is root's).
 files.directory(
     name="Create the orderflow settings directory",
     path=data.orderflow_config_dir,
     user="root",
-    group=data.orderflow_user,
-    mode="750",
+    group="root",
+    mode="755",
 )
 
 files.directory(
@@ -283,12 +304,13 @@ def _credential_files(principal: str, **arguments) -> list:
 
 
 if secured:
+    # A CA certificate is public: every service user (processors, dashboard) reads it.
     files.directory(
         name="Create the orderflow TLS directory",
         path=f"{data.orderflow_config_dir}/tls",
         user="root",
-        group=data.orderflow_user,
-        mode="750",
+        group="root",
+        mode="755",
     )
     restart_triggers.append(
         files.put(
@@ -296,8 +318,8 @@ if secured:
             src=str(security.ca_file(data)),
             dest=ca_location,
             user="root",
-            group=data.orderflow_user,
-            mode="640",
+            group="root",
+            mode="644",
         )
     )
     files.directory(
@@ -377,14 +399,17 @@ if data.ui_host:
                 commands=[
                     f"umask 027 && printf '[auth]\\npassword = \"%s\"\\n' "
                     f'"$(openssl rand -hex 16)" > {data.dashboard_secrets_file}',
-                    f"chown root:{data.orderflow_user} {data.dashboard_secrets_file}",
+                    f"chown root:{data.dashboard_user} {data.dashboard_secrets_file}",
                 ],
             )
     units["orderflow-dashboard.service"] = {
         "description": f"orderflow dashboard (port {data.dashboard_port})",
         "command": dashboard_command,
         "instance_id": "%H-dashboard",
-        "state_subdir": "dashboard",
+        "service_user": data.dashboard_user,
+        "state_dir": data.dashboard_state_dir,
+        "state_dir_name": data.dashboard_state_dir.removeprefix("/var/lib/"),
+        "state_subdir": None,
         "credentials_file": credentials_file("operator") if secured else None,
         "load_credential": load_password("operator") if secured else None,
     }
@@ -397,8 +422,7 @@ unit_files = {
         group="root",
         mode="644",
         unit=unit,
-        **unit_common,
-        **values,
+        **{**unit_common, **values},
     )
     for unit, values in units.items()
 }

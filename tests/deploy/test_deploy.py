@@ -174,7 +174,8 @@ def test_app_services_are_enabled_and_started(fresh_run: Report) -> None:
 def test_no_service_runs_as_root(fresh_run: Report) -> None:
     for path, content in fresh_run["app-1"]["uploads"].items():
         if path.endswith(".service"):
-            assert "\nUser=orderflow\n" in content, path
+            user = "orderflow-dashboard" if "dashboard" in path else "orderflow"
+            assert f"\nUser={user}\n" in content, path
             assert "User=root" not in content, path
     user = find_op(fresh_run, "app-1", "Create the orderflow system user")["commands"][0]
     assert user == "useradd -d /var/lib/orderflow -s /usr/sbin/nologin -g orderflow -r -M orderflow"
@@ -328,7 +329,8 @@ def test_public_ui_binds_the_private_ip_behind_a_generated_password(
     ) in unit
     password = find_op(report, "app-1", "Generate the dashboard password")["commands"]
     assert "$(openssl rand -hex 16)" in password[0] and password[0].startswith("umask 027 && ")
-    assert password[1] == "chown root:orderflow /etc/orderflow/dashboard-secrets.toml"
+    # Readable by the dashboard's own user, not by the processors'.
+    assert password[1] == "chown root:orderflow-dashboard /etc/orderflow/dashboard-secrets.toml"
     console = report["app-1"]["uploads"]["/opt/redpanda-console/.env"]
     assert "BIND_ADDRESS=10.42.128.21\n" in console
 

@@ -27,7 +27,12 @@ HARDENING = {
     "PrivateDevices": "yes",
     "RestrictSUIDSGID": "yes",
     "CapabilityBoundingSet": "",
-    "ReadWritePaths": "/var/lib/orderflow",
+}
+# Who runs each unit, and the one directory it may write.
+RUNS_AS = {
+    "orderflow-main@.service": ("orderflow", "/var/lib/orderflow"),
+    "orderflow-retry@.service": ("orderflow", "/var/lib/orderflow"),
+    "orderflow-dashboard.service": ("orderflow-dashboard", "/var/lib/orderflow-dashboard"),
 }
 
 
@@ -53,7 +58,9 @@ def test_unit_runs_unprivileged_hardened_and_gives_up_on_bad_config(
     text = fresh_run["app-1"]["uploads"][unit]
     parsed = parse_unit(text)
     service = parsed["Service"]
-    assert service["User"] == service["Group"] == "orderflow"
+    user, writable = RUNS_AS[unit.rsplit("/", 1)[-1]]
+    assert service["User"] == service["Group"] == user
+    assert service["ReadWritePaths"] == writable
     for directive, value in HARDENING.items():
         assert service[directive] == value, directive
     assert service["EnvironmentFile"] == SETTINGS_FILE
@@ -87,6 +94,23 @@ def test_the_dashboard_is_a_plain_exec_service(fresh_run: Report) -> None:
     text = fresh_run["app-1"]["uploads"]["/etc/systemd/system/orderflow-dashboard.service"]
     service = parse_unit(text)["Service"]
     assert service["Type"] == "exec" and "WatchdogSec" not in service
+
+
+def test_the_dashboard_has_its_own_user_and_state_apart_from_the_processors(
+    fresh_run: Report,
+) -> None:
+    text = fresh_run["app-1"]["uploads"]["/etc/systemd/system/orderflow-dashboard.service"]
+    service = parse_unit(text)["Service"]
+    assert service["StateDirectory"] == "orderflow-dashboard"
+    assert all_environment_lines(text)["ORDERFLOW_STATE_DIR"] == "/var/lib/orderflow-dashboard"
+    commands = [c for op in fresh_run["app-1"]["ops"] for c in op["commands"]]
+    assert any(
+        c.startswith("useradd") and c.endswith(" orderflow-dashboard") and "nologin" in c
+        for c in commands
+    ), commands
+    # Only the UI host has it.
+    assert not any("orderflow-dashboard" in c for op in fresh_run["kafka-1"]["ops"]
+                   for c in op["commands"])  # fmt: skip
 
 
 def test_private_dashboard_listens_on_loopback_only(fresh_run: Report) -> None:

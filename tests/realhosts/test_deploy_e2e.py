@@ -108,7 +108,12 @@ def test_first_deploy_installs_offline_and_runs_every_service_unprivileged(
     for unit in APP_UNITS:
         state = cluster.unit(cluster.app, unit, "ActiveState", "MainPID")
         assert state["ActiveState"] == "active", unit
-        assert lab.ssh(cluster.app, f"ps -o user= -p {state['MainPID']}") == "orderflow\n"
+        user = "orderflow-dashboard" if "dashboard" in unit else "orderflow"
+        assert lab.ssh(cluster.app, f"ps -o user= -p {state['MainPID']}") == f"{user}\n", unit
+    # The dashboard's user cannot read the processors' state.
+    assert lab.ssh(
+        cluster.app, "sudo -u orderflow-dashboard ls /var/lib/orderflow 2>&1 || true"
+    ).endswith("Permission denied\n")
 
 
 def test_second_deploy_changes_nothing_and_restarts_nothing(cluster: Cluster) -> None:
