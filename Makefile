@@ -30,10 +30,10 @@ down: ## Stop everything `make up` started
 status: install ## Show what the local stack is running
 	$(ORDERFLOW) status
 
-test: install chromium ## Run the whole test suite against a real broker (not the real-host deploys)
-	$(BIN)/pytest -m "not realhosts" $(PYTEST_ARGS)
+test: install chromium ## Run the whole test suite: real broker, browser, real-host deploys (as root)
+	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-realhosts: install ## The real-host deploy tests on booted Debian 12 hosts (root; ~40 min)
+test-realhosts: install ## Only the real-host deploy tests on booted Debian 12 hosts (root)
 	$(BIN)/pytest -m realhosts $(PYTEST_ARGS)
 
 # The browser tests drive Debian's Chromium. Installed here where that is possible (root with

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -442,9 +443,21 @@ exec env -i container=orderflow-testhost {shutil.which("chroot")} {r} /lib/syste
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(int(pid), signal.SIGKILL)
         self._unmount_under(self.state_dir)
+        # A veth outlives its namespace while a killed host's processes are still exiting.
+        for link in self._links():
+            run(["ip", "link", "delete", link], check=False)
         run(["ip", "link", "delete", self.bridge], check=False)
         _remove_cgroup(self._cgroup)
         shutil.rmtree(self.state_dir / "hosts", ignore_errors=True)
+
+    def _links(self) -> list[str]:
+        """This lab's veth ends on this machine (``<name><index>``, not the bridge)."""
+        names = [
+            line.split(": ")[1].split("@")[0]
+            for line in run(["ip", "-o", "link", "show"], check=False).splitlines()
+            if ": " in line
+        ]
+        return [n for n in names if re.fullmatch(rf"{re.escape(self.name)}[1-9]\d*", n)]
 
     def leftovers(self) -> list[str]:
         """What of this lab still exists on the machine (empty after a clean stop)."""
@@ -455,6 +468,7 @@ exec env -i container=orderflow-testhost {shutil.which("chroot")} {r} /lib/syste
         ]
         if run(["ip", "link", "show", self.bridge], check=False):
             found.append(f"bridge {self.bridge}")
+        found += [f"link {link}" for link in self._links()]
         prefix = str(self.state_dir)
         found += [
             f"mount {line.split()[1]}"
