@@ -253,7 +253,7 @@ class _Traffic:
     def _run(self) -> None:
         seed = 100
         while not self.stop.is_set():
-            batch = generate_orders(40, "success", seed=seed)
+            batch = list(generate_orders(40, "success", seed=seed))
             seed += 1
             self.items += batch
             # 60 s: a leader moving away from a broker in controlled shutdown takes seconds;
@@ -312,6 +312,7 @@ def test_a_settings_change_rolls_one_broker_at_a_time_while_orders_flow(cluster:
     assert len({node for _, lagging in samples for node in lagging}) == 3, "restarts not seen"
     delivered = sum(s.delivered for s in traffic.summaries)
     errors = [e for s in traffic.summaries for e in s.errors]
+    assert len(traffic.items) >= 200, "too few orders produced during the rolling deploy"
     assert (delivered, errors) == (len(traffic.items), []), errors[:5]
     print(f"rolling deploy: {len(traffic.items)} orders produced meanwhile, none failed")
     outcome = _outcomes(settings, sum(sum(c.values()) for c in baseline.values()) + delivered)
