@@ -94,10 +94,18 @@ def test_three_nodes_survive_a_killed_broker(tmp_path: Path, unique: str) -> Non
             topic_processed=f"t-{unique}.orders.processed",
         )
         assert {r.status for r in ensure_topics(settings)} == {"created"}
-        main = next(s for s in describe_topics(settings) if s.spec.name == settings.topic_main)
+        # The broker answering may not have the new topic's full metadata yet right after the
+        # create (seen once: its replication factors were not {3}): bounded wait for it.
+        deadline = time.monotonic() + 60
+        while True:
+            main = next(s for s in describe_topics(settings) if s.spec.name == settings.topic_main)
+            settled = main.partitions and all(len(p.isr) == 3 for p in main.partitions)
+            if (settled and main.replication_factors == {3}) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert main.replication_factors == {3}
         assert main.config["min.insync.replicas"] == "2"
-        assert all(len(p.isr) == 3 for p in main.partitions)
+        assert all(len(p.isr) == 3 for p in main.partitions), main.partitions
         assert_group_offsets_readable_before_any_commit(settings)
 
         before = [f"before-{i}" for i in range(30)]
