@@ -68,18 +68,19 @@ def fetch_debs(status: str, packages: list[str], sources: str, arch: str) -> Pat
     ]  # fmt: skip
     lists = apt_dir / "lists"
     what = "fetching the hosts' Debian packages on this machine (offline mode)"
-    # pyinfra prepares hosts at once: one `apt-get update` of these lists at a time (apt's own
-    # lock is off, Debug::NoLocking), and the others then find them fresh.
+    # pyinfra prepares hosts at once: one apt-get at a time on these lists and their binary
+    # cache (apt's own lock is off, Debug::NoLocking). An install beside another host's run
+    # read its half-built cache ("Package 'chrony' has no installation candidate").
     try:
-        with exclusive(apt_dir / "update.lock", 2 * APT_TIMEOUT_S, what):
+        with exclusive(apt_dir / "update.lock", 3 * APT_TIMEOUT_S, what):
             _update_lists(lists, options, what)
+            run_local(
+                ["apt-get", "-q", "-y", *options, "install", "--download-only", *packages],
+                what,
+                APT_TIMEOUT_S,
+            )
     except LockTimeoutError as exc:
         raise DeployError(str(exc)) from None
-    run_local(
-        ["apt-get", "-q", "-y", *options, "install", "--download-only", *packages],
-        what,
-        APT_TIMEOUT_S,
-    )
     (staging / "status").unlink()
     shutil.rmtree(staging / "partial")
     return publish(staging, target)
@@ -89,5 +90,7 @@ def _update_lists(lists: Path, options: list[str], what: str) -> None:
     """``apt-get update`` of the private lists, unless another host's preparation just did."""
     fresh = any(lists.glob("*_Packages*")) and time.time() - lists.stat().st_mtime < LISTS_MAX_AGE_S
     if not fresh:
-        run_local(["apt-get", "-q", *options, "update"], what, APT_TIMEOUT_S)
+        # --error-on=any: an index that failed to download fails the update (apt's default is a
+        # warning and exit 0, and these lists would then count as fresh for an hour).
+        run_local(["apt-get", "-q", *options, "update", "--error-on=any"], what, APT_TIMEOUT_S)
         lists.touch()

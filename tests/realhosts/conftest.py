@@ -16,9 +16,13 @@ import pytest
 from deploy.testhosts.lab import Lab
 from deploy.testhosts.rootfs import ensure_rootfs, is_built
 
-# The harness's own tests use a lab of their own (names and TEST-NET-3), apart from the deploys'.
+# The harness's own tests use a lab of their own (names and a /24 of 198.18.0.0/15, the range
+# reserved for network benchmarks), apart from the deploys'. Not TEST-NET-1 or TEST-NET-3: this
+# machine's own network and its package proxy (which deb.debian.org, PyPI and Maven Central
+# resolve to) live there, and a lab bridge on that range cut the deploy's package downloads.
 HARNESS_LAB = "ofharn"
-HARNESS_SUBNET = "203.0.113"
+HARNESS_SUBNET = "198.18.1"
+BAD_INPUT_SUBNET = "198.18.2"
 
 
 def _missing() -> str | None:

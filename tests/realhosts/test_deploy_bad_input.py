@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from deploy.testhosts.lab import Lab, TestHost
+from tests.realhosts.conftest import BAD_INPUT_SUBNET
 from tests.realhosts.deploy_run import DeployResult, run_deploy, write_outputs
 
 # The first real-host test may build the rootfs (3-5 min of debootstrap) in its setup.
@@ -22,8 +23,8 @@ BAD_INPUT_TIMEOUT_S = 300
 @pytest.fixture(scope="module")
 def hosts(rootfs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     state = tmp_path_factory.mktemp("bad-input")
-    # Its own bridge and TEST-NET-3 range: it may run beside the end-to-end lab.
-    with Lab(state / "lab", name="ofbad", subnet="203.0.113", rootfs=rootfs) as lab:
+    # Its own bridge and range: it may run beside the end-to-end lab.
+    with Lab(state / "lab", name="ofbad", subnet=BAD_INPUT_SUBNET, rootfs=rootfs) as lab:
         broker = lab.start("kafka-1", 1)
         bare = lab.start("app-1", 2, prepare=["rm -f /usr/bin/python3 /usr/bin/python3.*"])
         yield lab, broker, bare, state
