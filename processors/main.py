@@ -1,8 +1,8 @@
 """The main processor: consumes ``orders.v1`` with a Quix Streams ``StreamingDataFrame``.
 
-One guarded step turns each record into a routed output, and one Quix transform (no branches,
-so no per-record copies) hands it on with its key, headers and timestamp to ``to_topic``, which
-writes it to the topic its route picks. In exactly-once mode the outputs
+One guarded step turns each record into a routed output, which the same Quix step writes
+through the application's producer to the topic its route picks (no branches, so no
+per-record copies). In exactly-once mode the outputs
 of a checkpoint and its input offsets are one Kafka transaction. ``on_processing_error`` is
 never used to skip a record: the step does not raise, and anything else that fails stops the
 application without committing, so a restart reprocesses from the last checkpoint.
@@ -17,7 +17,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from processors.core.envelope import from_quix
-from processors.core.routing import Route
 from processors.errors import KafkaUnavailableError, TopicDriftError
 from processors.kafka.bounded import beat_on, guard_consumer, guard_producer
 from processors.kafka.clients import quix_application
@@ -25,7 +24,7 @@ from processors.kafka.fetch_probe import lagging_positions
 from processors.liveness import Watchdog
 from processors.logs import event
 from processors.metrics import Metrics
-from processors.pipeline import GuardedStep, Output
+from processors.pipeline import GuardedStep
 from processors.runner import run_processor, standalone
 from processors.runtime import (
     build_step,
@@ -49,8 +48,8 @@ CONTROLLER_SETTLING_S = 45.0
 
 
 def build_app(settings: Settings, step: GuardedStep) -> Application:
-    """The Quix application: bytes in, guarded step, headers and timestamp set once, each
-    output written to the topic of its route."""
+    """The Quix application: bytes in, the guarded step, each output written with its key,
+    headers and timestamp to the topic of its route."""
     import_quixstreams()
     from quixstreams import message_context
     from quixstreams.models.topics.exceptions import TopicNotFoundError
@@ -67,24 +66,20 @@ def build_app(settings: Settings, step: GuardedStep) -> Application:
         request_timeout=TOPIC_CHECK_S,
     )
 
-    def inspect() -> tuple[Any, dict[Route, Any]]:
+    def inspect() -> Any:
         source = app.topic(
             settings.topic_main, key_deserializer="bytes", value_deserializer="bytes"
         )
-        sinks = {Route.RETRY: settings.topic_retry, Route.DLQ: settings.topic_dlq}
-        if settings.topic_processed:
-            sinks[Route.PROCESSED] = settings.topic_processed
-        value_bytes = _output_value()
-        outputs = {
-            route: app.topic(name, key_serializer="bytes", value_serializer=value_bytes)
-            for route, name in sinks.items()
-        }
-        return source, outputs
+        # Each output topic is looked up once here, so a missing one fails the start.
+        for name in (settings.topic_retry, settings.topic_dlq, settings.topic_processed):
+            if name:
+                app.topic(name, key_serializer="bytes", value_serializer="bytes")
+        return source
 
     deadline = time.monotonic() + CONTROLLER_SETTLING_S
     while True:
         try:
-            source, outputs = inspect()
+            source = inspect()
             break
         except TopicNotFoundError as exc:
             raise TopicDriftError(
@@ -101,32 +96,27 @@ def build_app(settings: Settings, step: GuardedStep) -> Application:
                 f"cannot inspect topics on {settings.bootstrap_servers}: {exc}"
             ) from None
 
-    def guarded(value: Any, key: Any, timestamp: int, headers: Any) -> tuple[Any, ...]:
+    # The application's own producer: the transactional one in exactly-once mode, whose
+    # delivery reports Quix checks at every checkpoint, as it does for ``to_topic``.
+    produce = app._producer.produce
+
+    def process(value: Any, key: Any, timestamp: int, headers: Any) -> None:
         output = step(from_quix(message_context(), value, key, timestamp, headers)).output
-        if output is None:  # a success without an outcome topic writes nothing
-            return ()
-        return ((output, output.key, output.timestamp_ms, output.headers),)
+        if output is not None:  # None: a success without an outcome topic writes nothing
+            produce(
+                topic=output.topic,
+                value=output.value,
+                key=output.key,
+                headers=output.headers,
+                timestamp=output.timestamp_ms,
+            )
 
-    # One transform sets the value, key, timestamp and headers at once: Quix's ``apply``,
-    # ``set_headers`` and ``set_timestamp`` would wrap every record three times (and a fork
-    # into branches would deep-copy it per branch). Expanded, so that "nothing" is no record.
-    sdf = app.dataframe(source)
-    sdf = sdf.__dataframe_clone__(stream=sdf.stream.add_transform(guarded, expand=True))
-    sdf.to_topic(lambda output, _k, _t, _h: outputs[output.route])
+    # One terminal step that writes the output itself: ``to_topic`` would wrap each record in
+    # a Row and run it through per-topic serializers for bytes that are final already, and
+    # ``apply``/``set_headers``/``set_timestamp`` (or a branch per route, which deep-copies
+    # each record) would wrap it again. The write and its errors are Quix's, as with to_topic.
+    app.dataframe(source).update(process, metadata=True)
     return app
-
-
-def _output_value() -> Any:
-    """The value serializer of the output topics: the routed output's value, byte for byte
-    (the dataframe carries the whole ``Output`` so that ``to_topic`` can pick its topic).
-    Built after ``import_quixstreams``."""
-    from quixstreams.models.serializers import Serializer
-
-    class OutputValue(Serializer):
-        def __call__(self, output: Output, ctx: Any) -> bytes | None:
-            return output.value
-
-    return OutputValue()
 
 
 class MainSession:

@@ -122,6 +122,7 @@ class GuardedStep:
             }
         )
         self._encoded_topics: dict[str, bytes | None] = {}
+        self._processor = identity.processor
 
     def __call__(self, record: Record, state: h.Contract | None = None) -> StepResult:
         """``state``: the record's decoded contract headers, when the caller has them already."""
@@ -145,11 +146,12 @@ class GuardedStep:
         attempt, _ = attempt_number(state, self.policy, self.first_hop)
         handler_result: object = None
         order, failure, order_id = _order(record.value)
+        event_id = idempotency_key(state, meta)
         if order is not None:
             context = HandlerContext(
                 attempt=attempt,
                 max_attempts=self.policy.max_attempts,
-                idempotency_key=idempotency_key(state, meta),
+                idempotency_key=event_id,
                 headers=MappingProxyType(dict(record.headers)),
                 topic=record.topic,
                 partition=record.partition,
@@ -173,7 +175,9 @@ class GuardedStep:
             first_hop=self.first_hop,
         )
         if decision.route is Route.PROCESSED:
-            output = self._outcome(record, state, meta, decision, now, order_id, handler_result)
+            output = self._outcome(
+                record, state, meta, decision, now, order_id, event_id, handler_result
+            )
         else:
             topic = self.topics.retry if decision.route is Route.RETRY else self.topics.dlq
             output = Output(
@@ -196,6 +200,7 @@ class GuardedStep:
         decision: Decision,
         now: int,
         order_id: str | None,
+        event_id: str,
         handler_result: object,
     ) -> Output | None:
         if not self.topics.processed:
@@ -204,13 +209,13 @@ class GuardedStep:
         body: dict[str, Any] = {
             "status": "processed",
             "order_id": order_id,
-            "event_id": idempotency_key(state, meta),
+            "event_id": event_id,
             "attempts": decision.attempt,
             "processed_at": now,
-            "processor": self.identity.processor,
+            "processor": self._processor,
             "source": origin,
         }
-        if isinstance(handler_result, Mapping):
+        if handler_result is not None and isinstance(handler_result, Mapping):
             body["result"] = dict(handler_result)
         try:
             value = orjson.dumps(body, default=str, option=_JSON_OPTIONS)

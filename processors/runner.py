@@ -151,6 +151,9 @@ def run_processor(
                 _sleep(backoff, watchdog)
                 continue
             first = False
+            # What exists now (modules, schemas, the clients) lives as long as the session: a
+            # full collection would walk all of it again and again, a pause of ~0.1 s each.
+            gc.freeze()
             watchdog.timed_out = None
             watchdog.work_waiting = session.work_waiting
             watchdog.fetch_stalls.clear()
@@ -176,6 +179,7 @@ def run_processor(
                 watchdog.lagging = dict
             with watchdog.call("teardown", max(settings.kafka_call_budget_s, CONNECT_S) + GRACE_S):
                 del failed, session  # librdkafka destroys the old clients here
+                gc.unfreeze()  # the old session's cycles become collectable again
                 gc.collect()
             _sleep(backoff, watchdog)
     except OrderflowError as exc:

@@ -28,7 +28,10 @@ class MessageLike(Protocol):
     def headers(self) -> list[tuple[str, bytes | None]] | None: ...
 
 
-@dataclass(frozen=True, slots=True)
+_set = object.__setattr__
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Record:
     """One consumed record. ``timestamp_ms`` is epoch milliseconds (``-1`` when unknown)."""
 
@@ -40,9 +43,25 @@ class Record:
     value: bytes | None
     headers: Headers = ()
 
-    def __post_init__(self) -> None:
+    # Written out (each field set once) because every record of every processor is built here.
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp_ms: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Iterable[tuple[str, Any]] | None = (),
+    ) -> None:
+        _set(self, "topic", topic)
+        _set(self, "partition", partition)
+        _set(self, "offset", offset)
+        _set(self, "timestamp_ms", timestamp_ms)
+        _set(self, "key", key)
+        _set(self, "value", value)
         # A list given by a caller becomes a tuple: the record stays immutable.
-        object.__setattr__(self, "headers", _headers(self.headers))
+        _set(self, "headers", _headers(headers))
 
     @property
     def ref(self) -> str:
@@ -82,7 +101,7 @@ def from_message(message: MessageLike) -> Record:
         timestamp_ms=message.timestamp()[1],
         key=_bytes(message.key()),
         value=_bytes(message.value()),
-        headers=_headers(message.headers()),
+        headers=message.headers() or (),  # normalized once, by Record itself
     )
 
 
@@ -96,7 +115,7 @@ def from_quix(context: Any, value: Any, key: Any, timestamp_ms: int, headers: An
         timestamp_ms=timestamp_ms,
         key=_bytes(key),
         value=_bytes(value),
-        headers=_headers(headers),
+        headers=headers or (),  # normalized once, by Record itself
     )
 
 

@@ -101,10 +101,14 @@ class _Invalid:
 INVALID: Final = _Invalid()
 
 _DECIMAL = re.compile(rb"-?[0-9]{1,19}")
+_SMALL_INTS_END: Final = 1024
+_SMALL_INTS: Final = tuple(str(n).encode("ascii") for n in range(_SMALL_INTS_END))
 
 
 # --- primitive codecs -----------------------------------------------------------------------------
 def encode_int(value: int) -> bytes:
+    if 0 <= value < _SMALL_INTS_END:  # attempts and partitions: on every outcome record
+        return _SMALL_INTS[value]
     return str(int(value)).encode("ascii")
 
 
@@ -306,9 +310,10 @@ def decode(headers: RawHeaders | None, only: frozenset[str] | None = None) -> Co
     """Decode the contract headers of a header list: the one reader of the contract. ``only``
     (header names, e.g. ``FIRST_ATTEMPT``) decodes just those; every other field stays ``None``.
     """
+    wanted = _FIELD_OF if only is None else only
     raw: dict[str, bytes | None] = {}
     for name, value in headers or ():  # the last occurrence wins
-        if name in _FIELD_OF and (only is None or name in only):
+        if name in wanted and name in _FIELD_OF:
             raw[name] = value
     return Contract(**{_FIELD_OF[name]: decode_value(name, value) for name, value in raw.items()})
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from processors.core import headers as h
 
 
@@ -100,3 +103,9 @@ def test_decode_only_some_headers() -> None:
     assert first.attempts is None and first.due_at is None  # not decoded: read as absent
     every = h.decode(raw)
     assert (every.attempts, every.due_at, every.original_offset) == (3, h.INVALID, 7)
+
+
+@given(st.integers(min_value=-(2**63), max_value=2**63 - 1) | st.integers(-2, 1100))
+def test_an_int_encodes_as_its_decimal_text_whether_cached_or_not(value: int) -> None:
+    assert h.encode_int(value) == str(value).encode("ascii")
+    assert h.decode_value(h.ATTEMPTS, h.encode_int(value)) == value or value < 0
