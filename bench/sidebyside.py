@@ -88,7 +88,7 @@ class Params:
         default_factory=lambda: retry_lateness.Params(orders=1_000, commit_intervals=(1.0,))
     )
     cases: tuple[str, ...] = CASES
-    repeats: int = 2  # rounds of the REPEATED cases, interleaved; the median is reported
+    repeats: int = 3  # rounds of the REPEATED cases, interleaved; the median is reported
     timeout_s: float = 600.0
 
 
