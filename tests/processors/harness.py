@@ -115,10 +115,14 @@ def read_all(
     done: Callable[[dict[str, list[Record]]], bool],
     timeout_s: float,
     idle_s: float = 0.0,
+    isolation: str = "read_committed",
 ) -> dict[str, list[Record]]:
-    """Read committed records of ``topics`` from the beginning until ``done(records)`` (then
-    ``idle_s`` more seconds, to catch late duplicates) or the deadline."""
-    reader = consumer(settings, f"test-reader-{time.monotonic_ns()}")
+    """Read committed records (or all: ``isolation="read_uncommitted"``) of ``topics`` from the
+    beginning until ``done(records)`` (then ``idle_s`` more seconds, to catch late duplicates)
+    or the deadline."""
+    reader = consumer(
+        settings, f"test-reader-{time.monotonic_ns()}", **{"isolation.level": isolation}
+    )
     metadata = reader.list_topics(timeout=10)
     assignment = [
         TopicPartition(t, p, OFFSET_BEGINNING)

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from deploy.testhosts.lab import Lab, TestHost
-from processors.kafka.clients import admin_client
+from processors.kafka.clients import admin_client, consumer
 from processors.orders_gen import generate_orders
 from processors.producer import produce_orders
 from processors.settings import Settings
@@ -273,8 +273,9 @@ class _Traffic:
 
 
 # Open finding: in CI's first clean-clone run, 4 of 3,320 orders produced during the roll
-# (all delivered) were in neither outcome topic when the 300 s wait ended; a run here had all
-# 2,560. Until that is explained this test runs in `make test-realhosts`, not in `make test`.
+# (all delivered) were in neither outcome topic when the 300 s wait ended; four runs here had
+# them all. Until that is explained this test runs in `make test-realhosts`, not in
+# `make test`; a loss writes what explains it into the module's state dir (`_explain_loss`).
 @pytest.mark.open_finding
 def test_a_settings_change_rolls_one_broker_at_a_time_while_orders_flow(cluster: Cluster) -> None:
     settings = cluster.settings
@@ -324,9 +325,83 @@ def test_a_settings_change_rolls_one_broker_at_a_time_while_orders_flow(cluster:
     dead = outcome[settings.topic_dlq] - baseline[settings.topic_dlq]
     # The promise: every order exactly once in orders.processed or orders.dlq, none lost (any
     # dead letter's reason is printed: these are all valid orders).
+    lost = _keys(traffic.items) - processed - dead
+    if lost:
+        report = _explain_loss(cluster, lost)
+        pytest.fail(f"{sum(lost.values())} orders in neither outcome topic; see {report}")
     assert processed + dead == _keys(traffic.items)
     if dead:
         print(f"rolling deploy: {sum(dead.values())} dead letters: {_dlq_reasons(settings, dead)}")
+
+
+def _explain_loss(cluster: Cluster, lost: Counter) -> Path:
+    """Where each lost order is, read uncommitted, beside the groups' positions, the brokers'
+    open transactions and the processors' journals: a file in the module's state dir."""
+    settings = cluster.settings
+    topics = [
+        settings.topic_main,
+        settings.topic_retry,
+        settings.topic_processed,
+        settings.topic_dlq,
+    ]
+    lines = [f"lost: {sorted(lost)}"]
+    # Everything written, committed or not: 20 s of reading from the start.
+    written = read_all(
+        settings, topics, lambda _: True, timeout_s=60, idle_s=20, isolation="read_uncommitted"
+    )
+    for topic, records in written.items():
+        lines += [
+            f"uncommitted: {r.key.decode()} {topic}[{r.partition}]@{r.offset}"
+            for r in records
+            if r.key and r.key.decode() in lost
+        ]
+    probe = consumer(settings, f"loss-{time.monotonic_ns()}")
+    metadata = probe.list_topics(timeout=10)
+    for topic in topics:
+        for partition in metadata.topics[topic].partitions:
+            low, high = probe.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            lines.append(f"watermarks {topic}[{partition}]: {low}..{high}")
+    probe.close()
+    for group, topic in (
+        (settings.group_main, settings.topic_main),
+        (settings.group_retry, settings.topic_retry),
+    ):
+        probe = consumer(settings, group)
+        wanted = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
+        for tp in probe.committed(wanted, timeout=10):
+            lines.append(f"committed {group} {tp.topic}[{tp.partition}]: {tp.offset}")
+        probe.close()
+    broker = cluster.brokers[0]
+    tool = (
+        'sudo runuser -u kafka -- /usr/bin/java -Xmx256m -cp "$(ls -d /opt/kafka/kafka-*/jars)/*" '
+        f"org.apache.kafka.tools.TransactionsCommand --bootstrap-server {broker.address}:9092 "
+        "--command-config /etc/kafka/admin.properties"
+    )
+    commands = [f"{tool} list"]
+    commands += [f"{tool} find-hanging --broker-id {n}" for n in (1, 2, 3)]
+    commands += [
+        f"{tool} describe-producers --topic {settings.topic_processed} --partition {p}"
+        for p in metadata.topics[settings.topic_processed].partitions
+    ]
+    for command in commands:
+        with contextlib.suppress(Exception):
+            lines += [
+                f"$ {command.split('TransactionsCommand')[1]}",
+                cluster.lab.ssh(broker, f"{command} 2>&1", timeout=120),
+            ]
+    report = cluster.outputs.parent / "loss.txt"
+    report.write_text("\n".join(lines) + "\n")
+    for host in (cluster.app, *cluster.brokers):
+        with contextlib.suppress(Exception):
+            (cluster.outputs.parent / f"journal-{host.name}.txt").write_text(
+                cluster.lab.ssh(
+                    host,
+                    "sudo journalctl --no-pager -o short-monotonic -u 'orderflow-*' -u kafka",
+                    timeout=120,
+                )
+            )
+    print(report.read_text()[-20000:])
+    return report
 
 
 def _dlq_reasons(settings: Settings, keys: Counter) -> Counter:
