@@ -123,15 +123,25 @@ def read_all(
     reader = consumer(
         settings, f"test-reader-{time.monotonic_ns()}", **{"isolation.level": isolation}
     )
-    metadata = reader.list_topics(timeout=10)
+    deadline = time.monotonic() + timeout_s
+    # A broker just resumed or restarted can answer metadata with a topic error and no
+    # partitions: ask again (bounded) rather than read nothing until the deadline.
+    while True:
+        metadata = reader.list_topics(timeout=10)
+        known = {t: metadata.topics.get(t) for t in topics}
+        if all(m is not None and m.error is None and m.partitions for m in known.values()):
+            break
+        if time.monotonic() >= deadline:
+            break  # read what is known; the caller's assertion reports what is missing
+        time.sleep(0.5)
     assignment = [
         TopicPartition(t, p, OFFSET_BEGINNING)
         for t in topics
-        for p in metadata.topics[t].partitions
+        if known[t] is not None
+        for p in known[t].partitions
     ]
     reader.assign(assignment)
     records: dict[str, list[Record]] = {t: [] for t in topics}
-    deadline = time.monotonic() + timeout_s
     satisfied_at: float | None = None
     try:
         while time.monotonic() < deadline:
