@@ -190,6 +190,9 @@ class GuardedStep:
             )
         if failure is not None:
             self._log_failure(decision, failure, output, order_id, now)
+            # The exception's traceback holds this frame and so ``failure``: a reference cycle
+            # per failed record, left for the garbage collector. Dropping it here frees both.
+            failure = None
         return StepResult(decision, output, order_id)
 
     def _outcome(

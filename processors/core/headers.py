@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
 # Header lists as confluent-kafka hands them over: ordered (name, value) pairs, where a name may
@@ -214,25 +215,35 @@ KINDS: Final[dict[str, str]] = {
     CONTENT_TYPE: TEXT,
     TRACEPARENT: TEXT,
 }
-_LIMITS: Final = {ERROR_STACKTRACE: STACKTRACE_LIMIT}
 
 
 def encode(values: Mapping[str, object]) -> dict[str, bytes | None]:
     """Contract header values as bytes, the one place any writer encodes them: numbers as ASCII
     decimal, text as UTF-8 cut to ``ERROR_MESSAGE_LIMIT`` bytes (stack traces keep their end,
     within ``STACKTRACE_LIMIT``). ``None`` stays ``None`` (for ``rewrite``: remove the header)."""
-    encoded: dict[str, bytes | None] = {}
-    for name, value in values.items():
-        kind = KINDS[name]
-        if value is None:
-            encoded[name] = None
-        elif kind == INT:
-            encoded[name] = encode_int(int(value))  # type: ignore[call-overload]
-        elif kind == TAIL:
-            encoded[name] = encode_text_tail(str(value), _LIMITS[name])
-        else:
-            encoded[name] = encode_text(str(value), ERROR_MESSAGE_LIMIT)
-    return encoded
+    encoders = _ENCODERS
+    return {
+        name: None if value is None else encoders[name](value) for name, value in values.items()
+    }
+
+
+def _encode_number(value: object) -> bytes:
+    return encode_int(int(value))  # type: ignore[call-overload]
+
+
+def _encode_message(value: object) -> bytes:
+    return encode_text(str(value), ERROR_MESSAGE_LIMIT)
+
+
+def _encode_trace(value: object) -> bytes:
+    return encode_text_tail(str(value), STACKTRACE_LIMIT)
+
+
+# Each header's encoder, looked up once per value (writers encode a dozen headers per failure).
+_ENCODERS: Final[dict[str, Callable[[object], bytes]]] = {
+    name: {INT: _encode_number, TEXT: _encode_message, TAIL: _encode_trace}[kind]
+    for name, kind in KINDS.items()
+}
 
 
 Decoded = int | str | _Invalid | None
@@ -333,7 +344,10 @@ def rewrite(
     position and exact value (a null value stays null); each updated name appears once, at the
     end, or not at all when its value is ``None``; each ``once`` header is added only if absent.
     """
-    kept = [(name, value) for name, value in headers or () if name not in updates]
-    result = kept + [(name, value) for name, value in updates.items() if value is not None]
-    present = {name for name, _ in result}
-    return result + [(n, v) for n, v in (once or {}).items() if n not in present and v is not None]
+    # The kept pairs are the same tuples: nothing is re-packed per header.
+    result = [pair for pair in headers or () if pair[0] not in updates]
+    result += [(name, value) for name, value in updates.items() if value is not None]
+    if once:
+        present = set(map(itemgetter(0), result))
+        result += [(n, v) for n, v in once.items() if n not in present and v is not None]
+    return result

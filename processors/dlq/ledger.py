@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+import orjson
+
 from processors.core.envelope import Record
 from processors.kafka import tail
 from processors.settings import Settings
@@ -55,7 +57,7 @@ class Redrive:
             "o": self.offset,
             "n": self.count,
         }
-        return self.ref.encode(), json.dumps(value, separators=(",", ":")).encode()
+        return self.ref.encode(), orjson.dumps(value)  # compact, as json.loads reads it
 
     @classmethod
     def decode(cls, key: bytes | None, value: bytes | None) -> Redrive | None:

@@ -10,7 +10,7 @@ record's original bytes are never altered.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from processors.core import display
@@ -67,6 +67,7 @@ class DeadLetter(Record):
         replay whose filter reads nothing else; every other field, ``header_text`` and
         ``payload_json`` stay empty (the record's bytes are all there, as always)."""
         c = h.decode(record.headers, only)
+        known = h.known
         payload = display.parse_json(record.value)[0] if only is None else None
         key_text = h.decode_text(record.key)
         order_id = key_text if isinstance(key_text, str) and key_text else None
@@ -76,34 +77,40 @@ class DeadLetter(Record):
             and isinstance(payload.get("order_id"), str)
         ):
             order_id = payload["order_id"]
-        replay_count = 0 if c.replay_count is None else h.known(c.replay_count)
+        replay_count = 0 if c.replay_count is None else known(c.replay_count)
         if replay_count is not None and replay_count < 0:
             replay_count = None
         return cls(
-            **{field.name: getattr(record, field.name) for field in fields(Record)},
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp_ms=record.timestamp_ms,
+            key=record.key,
+            value=record.value,
+            headers=record.headers,
             header_text=h.decoded_text(record.headers) if only is None else {},
             order_id=order_id,
-            event_id=h.known(c.event_id),
-            traceparent=h.known(c.traceparent),
-            reason=h.known(c.dlq_reason),
-            error_class=h.known(c.error_class),
-            error_message=h.known(c.error_message),
-            error_category=h.known(c.error_category),
-            stacktrace=h.known(c.stacktrace),
-            attempts=h.known(c.attempts),
-            max_attempts=h.known(c.max_attempts),
-            first_failure_at=h.known(c.first_failure_at),
-            last_failure_at=h.known(c.last_failure_at),
-            dlq_at=h.known(c.dlq_at),
-            original_topic=h.known(c.original_topic),
-            original_partition=h.known(c.original_partition),
-            original_offset=h.known(c.original_offset),
-            original_timestamp=h.known(c.original_timestamp),
-            processor=h.known(c.processor),
-            consumer_group=h.known(c.consumer_group),
+            event_id=known(c.event_id),
+            traceparent=known(c.traceparent),
+            reason=known(c.dlq_reason),
+            error_class=known(c.error_class),
+            error_message=known(c.error_message),
+            error_category=known(c.error_category),
+            stacktrace=known(c.stacktrace),
+            attempts=known(c.attempts),
+            max_attempts=known(c.max_attempts),
+            first_failure_at=known(c.first_failure_at),
+            last_failure_at=known(c.last_failure_at),
+            dlq_at=known(c.dlq_at),
+            original_topic=known(c.original_topic),
+            original_partition=known(c.original_partition),
+            original_offset=known(c.original_offset),
+            original_timestamp=known(c.original_timestamp),
+            processor=known(c.processor),
+            consumer_group=known(c.consumer_group),
             replay_count=replay_count,
-            replayed_at=h.known(c.replayed_at),
-            replay_of=h.known(c.replay_of),
+            replayed_at=known(c.replayed_at),
+            replay_of=known(c.replay_of),
             payload_json=payload,
         )
 

@@ -35,13 +35,15 @@ def replay_headers(
     left", ``0`` as a full new budget — and no due time, so it is due now.
     """
     previous = REPLAY_LIMIT if replay_count is None else replay_count
-    updates: dict[str, int | str | None] = dict.fromkeys(h.HOP_HEADERS)
-    if target == "retry":
-        updates[h.ATTEMPTS] = 0
-    updates[h.REPLAY_COUNT] = previous + 1
-    updates[h.REPLAYED_AT] = now_ms
-    updates[h.REPLAY_OF] = replay_of
-    return h.rewrite(headers, h.encode(updates))
+    updates = dict(_HOPS_REMOVED)
+    replay: dict[str, object] = {h.ATTEMPTS: 0} if target == "retry" else {}
+    replay |= {h.REPLAY_COUNT: previous + 1, h.REPLAYED_AT: now_ms, h.REPLAY_OF: replay_of}
+    updates.update(h.encode(replay))
+    return h.rewrite(headers, updates)
+
+
+# Every hop header goes: encoded once (all ``None``), not per replayed record.
+_HOPS_REMOVED: dict[str, bytes | None] = h.encode(dict.fromkeys(h.HOP_HEADERS))
 
 
 # --- the progress of a replay run, stored in its consumer group's commit metadata -----------------

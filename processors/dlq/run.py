@@ -332,22 +332,28 @@ class Run:
             key, value = entry.encode()
             try:
                 sender.produce(
-                    self.settings.topic_redriven, key, value, None, self._recorded(entry)
+                    self.settings.topic_redriven,
+                    key,
+                    value,
+                    None,
+                    self._recorded(entry, partition, offset),
                 )
             except (KafkaUnavailableError, TransactionAbortedError, ProducerFencedError) as exc:
                 self.fail(partition, offset, f"ledger entry of {ref}: {exc}")
 
         return republished
 
-    def _recorded(self, entry: Redrive) -> Callable[[KafkaError | None, Message], None]:
+    def _recorded(
+        self, entry: Redrive, partition: int, offset: int
+    ) -> Callable[[KafkaError | None, Message], None]:
+        """The ledger entry's delivery report (``partition``/``offset``: its dead letter's)."""
         generation = self.generation
-        where = tuple(int(n) for n in entry.ref.rsplit(":", 2)[1:])
 
         def recorded(err: KafkaError | None, _msg: Message) -> None:
             if generation != self.generation:
                 return
             if err is not None:
-                self.fail(where[0], where[1], f"ledger entry of {entry.ref}: {err.str()}")
+                self.fail(partition, offset, f"ledger entry of {entry.ref}: {err.str()}")
                 return
             self.batch.delivered.append(entry)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 
 from processors.core import headers as h
 from processors.core.envelope import Record
@@ -109,3 +110,13 @@ def test_a_replay_decodes_only_what_it_needs() -> None:
         Record("o.dlq", 1, 9, 5, key, value, [(h.REPLAY_COUNT, b"x")]), REPLAY_HEADERS
     )
     assert garbage.replay_refusal() == "unreadable x-replay-count header 'x'"
+
+
+def test_a_dead_letter_keeps_every_field_of_its_envelope() -> None:
+    key, value, headers = dead_letter(SETTINGS, order_id="ord-2")
+    raw = Record("o.dlq", 2, 11, 7, key, value, headers)
+    for only in (None, REPLAY_HEADERS):
+        letter = DeadLetter.from_record(raw, only)
+        assert [getattr(letter, f.name) for f in fields(Record)] == [
+            getattr(raw, f.name) for f in fields(Record)
+        ]
