@@ -228,7 +228,10 @@ def encode(values: Mapping[str, object]) -> dict[str, bytes | None]:
 
 
 def _encode_number(value: object) -> bytes:
-    return encode_int(int(value))  # type: ignore[call-overload]
+    number = int(value)  # type: ignore[call-overload]
+    if 0 <= number < _SMALL_INTS_END:
+        return _SMALL_INTS[number]
+    return str(number).encode("ascii")
 
 
 def _encode_message(value: object) -> bytes:

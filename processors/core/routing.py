@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -44,9 +45,9 @@ class RecordMeta(NamedTuple):
     timestamp_ms: int
 
 
-@dataclass(frozen=True)
-class Failure:
-    """One failed attempt, already classified. Texts are cut to the header limits later."""
+class Failure(NamedTuple):
+    """One failed attempt, already classified. Texts are cut to the header limits later.
+    A named tuple: one is built for every failed record."""
 
     category: ErrorCategory
     error_class: str
@@ -54,7 +55,7 @@ class Failure:
     stacktrace: str = ""
     # Formatted only when a dead letter needs it: a retry record carries no stack trace, and
     # formatting one (source lines, caret positions) costs more than the rest of a failure.
-    exception: BaseException | None = field(default=None, compare=False, repr=False)
+    exception: BaseException | None = None
 
     def trace(self) -> str:
         """The stack trace of a dead letter: as given, else of ``exception``, else the message."""
@@ -74,9 +75,14 @@ class Identity:
     instance: str
     consumer_group: str
 
-    @property
+    @cached_property
     def processor(self) -> str:
         return f"{self.name}/{self.version}/{self.instance}"
+
+    @cached_property
+    def headers(self) -> dict[str, bytes | None]:
+        """``x-processor`` and ``x-consumer-group``, encoded once (every failure carries them)."""
+        return h.encode({h.PROCESSOR: self.processor, h.CONSUMER_GROUP: self.consumer_group})
 
 
 # The per-record value objects are named tuples, not frozen dataclasses: as immutable, and
@@ -208,13 +214,14 @@ def route(
             h.ERROR_CLASS: failure.error_class,
             h.ERROR_MESSAGE: failure.message,
             h.ERROR_CATEGORY: failure.category.value,
-            h.PROCESSOR: identity.processor,
-            h.CONSUMER_GROUP: identity.consumer_group,
+            h.PROCESSOR: None,  # from ``identity.headers`` below, in this place
+            h.CONSUMER_GROUP: None,
             h.DLQ_REASON: reason.value if reason is not None else None,
             h.DLQ_AT: now_ms if to_dlq else None,
             h.ERROR_STACKTRACE: failure.trace() if to_dlq else None,
         }
     )
+    updates.update(identity.headers)
     originals = h.encode(
         {
             h.ORIGINAL_TOPIC: meta.topic,
