@@ -121,6 +121,12 @@ class GuardedStep:
                 h.CONSUMER_GROUP: identity.consumer_group,
             }
         )
+        constant = self._outcome_constant
+        self._content_type = (h.CONTENT_TYPE, constant[h.CONTENT_TYPE])
+        self._by = [
+            (h.PROCESSOR, constant[h.PROCESSOR]),
+            (h.CONSUMER_GROUP, constant[h.CONSUMER_GROUP]),
+        ]
         self._encoded_topics: dict[str, bytes | None] = {}
         self._processor = identity.processor
 
@@ -230,13 +236,11 @@ class GuardedStep:
             topic = h.encode({h.ORIGINAL_TOPIC: origin["topic"]})[h.ORIGINAL_TOPIC]
             if len(self._encoded_topics) < 64:
                 self._encoded_topics[origin["topic"]] = topic
-        constant = self._outcome_constant
         headers: RawHeaders = [
             *carried,
-            (h.CONTENT_TYPE, constant[h.CONTENT_TYPE]),
+            self._content_type,
             (h.ATTEMPTS, h.encode_int(decision.attempt)),
-            (h.PROCESSOR, constant[h.PROCESSOR]),
-            (h.CONSUMER_GROUP, constant[h.CONSUMER_GROUP]),
+            *self._by,
             (h.ORIGINAL_TOPIC, topic),
             (h.ORIGINAL_PARTITION, h.encode_int(origin["partition"])),
             (h.ORIGINAL_OFFSET, h.encode_int(origin["offset"])),

@@ -9,6 +9,7 @@ malformed record means. See docs/headers.md.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import uuid
@@ -314,7 +315,6 @@ _CONTRACT_FIELDS: Final = {
 }
 
 
-_FIELD_OF: Final = {name: field for field, name in _CONTRACT_FIELDS.items()}
 # What a first attempt (a record on the main topic) reads: its identity and where it was first
 # read. Its retry state is ignored by definition (docs/headers.md), so it is not decoded.
 FIRST_ATTEMPT: Final = frozenset({CE_ID, ORIGINAL_TOPIC, ORIGINAL_PARTITION, ORIGINAL_OFFSET})
@@ -324,12 +324,27 @@ def decode(headers: RawHeaders | None, only: frozenset[str] | None = None) -> Co
     """Decode the contract headers of a header list: the one reader of the contract. ``only``
     (header names, e.g. ``FIRST_ATTEMPT``) decodes just those; every other field stays ``None``.
     """
-    wanted = _FIELD_OF if only is None else only
+    wanted = _POSITION if only is None else _positions(only)
     raw: dict[str, bytes | None] = {}
     for name, value in headers or ():  # the last occurrence wins
-        if name in wanted and name in _FIELD_OF:
+        if name in wanted:
             raw[name] = value
-    return Contract(**{_FIELD_OF[name]: decode_value(name, value) for name, value in raw.items()})
+    if not raw:
+        return _NOTHING
+    fields: list[Decoded] = [None] * len(_POSITION)
+    for name, value in raw.items():
+        fields[wanted[name]] = decode_value(name, value)
+    return tuple.__new__(Contract, fields)  # positional: every record comes here
+
+
+_POSITION: Final = {name: Contract._fields.index(field) for field, name in _CONTRACT_FIELDS.items()}
+_NOTHING: Final = Contract()
+
+
+@functools.cache
+def _positions(only: frozenset[str]) -> dict[str, int]:
+    """The positions of the contract headers among ``only`` (a handful of sets, each once)."""
+    return {name: index for name, index in _POSITION.items() if name in only}
 
 
 def known(value: Decoded) -> Any:
