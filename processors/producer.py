@@ -54,6 +54,7 @@ SPEC_VERSION = "1.0"
 DEFAULT_DELIVERY_TIMEOUT_S = 10.0
 _MAX_ERRORS = 10
 _MAX_FAILED_KEYS = 100
+UNCONFIRMED = "reported delivered without an offset (no broker acknowledged it)"
 
 
 def rfc3339(moment: datetime) -> str:
@@ -162,8 +163,14 @@ class _Tracker:
             self.failed_keys.append(key.decode("utf-8", errors="backslashreplace"))
 
     def on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is None:
+        offset = msg.offset() if err is None else None
+        if err is None and offset is not None and offset >= 0:
             self.delivered += 1
+        elif err is None:
+            # No broker acknowledged this record: librdkafka inferred it from a later batch's
+            # success ("implicitly acked", see clients.producer), and it may never have been
+            # written. Reported, never counted as delivered.
+            self.fail(msg.key(), UNCONFIRMED)
         else:
             self.denial = self.denial or self.denied(err)
             self.fail(msg.key(), _error_text(err))

@@ -25,6 +25,8 @@ _COMMON: dict[str, Any] = {"log_level": 3}
 # Otherwise an oversized dead letter would be refused and its processor would crash-loop on it.
 MAIN_RECORD_LIMIT = 1_048_588  # Kafka's default
 FAILURE_RECORD_LIMIT = MAIN_RECORD_LIMIT + 256 * 1024
+# Produce requests in flight per broker connection for our idempotent producers (see producer()).
+IDEMPOTENT_IN_FLIGHT = 1
 
 
 def connection_config(settings: Settings) -> dict[str, Any]:
@@ -53,6 +55,13 @@ def producer(settings: Settings, **overrides: Any) -> Producer:
 
     Keys are partitioned with murmur2 like the Java client and Quix Streams, so an order keeps
     its partition number across orders.v1, orders.retry and orders.dlq.
+
+    One produce request in flight per broker (``IDEMPOTENT_IN_FLIGHT``), not librdkafka's 5:
+    with several, a leader taking over can refuse one batch (NOT_LEADER_OR_FOLLOWER) and accept
+    the next, and librdkafka then reports the refused one delivered without an offset
+    ("implicitly acked by subsequent batch success"). A leader that knows nothing of the
+    producer (its first batch on that partition) accepts that gap in sequence numbers, so the
+    records reported delivered were never written: issue 14, 4 orders of a rolling restart.
     """
     config = {
         **connection_config(settings),
@@ -60,6 +69,7 @@ def producer(settings: Settings, **overrides: Any) -> Producer:
         "acks": "all",
         "partitioner": "murmur2_random",
         "linger.ms": 5,
+        "max.in.flight.requests.per.connection": IDEMPOTENT_IN_FLIGHT,
         **overrides,
     }
     return Producer(config)
