@@ -18,6 +18,7 @@ from rich.console import Console
 
 from bench import (
     dashboard_refresh,
+    instructions,
     kill_recovery,
     ledger,
     retry_lateness,
@@ -36,6 +37,7 @@ class Benchmark:
     run: Callable[[Context, Any], Result]
     full: Any
     quick: Any
+    default: bool = True  # False: only when named with ``--only``
 
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -47,12 +49,17 @@ BENCHMARKS: dict[str, Benchmark] = {
     ),
     kill_recovery.NAME: Benchmark(kill_recovery.run, kill_recovery.FULL, kill_recovery.QUICK),
     ledger.NAME: Benchmark(ledger.run, ledger.FULL, ledger.QUICK),
+    instructions.NAME: Benchmark(
+        instructions.run, instructions.FULL, instructions.QUICK, default=False
+    ),
 }
 
 
 def selected(only: Sequence[str]) -> list[str]:
     """The benchmarks to run, in their usual order: all, or those named with ``--only``."""
-    return [name for name in BENCHMARKS if not only or name in only]
+    return [
+        name for name, bench in BENCHMARKS.items() if name in only or (not only and bench.default)
+    ]
 
 
 @contextlib.contextmanager

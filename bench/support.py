@@ -105,6 +105,7 @@ class Processor:
     instance_id: str | None  # None: the processor's default (hostname-pid, not stable)
     metrics_port: int | None = None
     module: str = "processors"
+    wrapper: tuple[str, ...] = ()  # a command the worker runs under, e.g. valgrind
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     log_path: Path = field(init=False)
 
@@ -126,7 +127,7 @@ class Processor:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", self.module, self.role],
+                [*self.wrapper, sys.executable, "-m", self.module, self.role],
                 env=env,
                 cwd=self.workdir,
                 stdout=log,

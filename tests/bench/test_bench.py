@@ -18,6 +18,7 @@ from rich.console import Console
 from bench import (
     dashboard_refresh,
     docs,
+    instructions,
     kill_recovery,
     ledger,
     retry_lateness,
@@ -26,7 +27,7 @@ from bench import (
     throughput,
 )
 from bench.report import Result, ResultsFile, fmt
-from bench.support import percentile, summary
+from bench.support import BenchError, Context, percentile, summary
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,11 +75,35 @@ def test_percentile_interpolates_between_ranks() -> None:
 
 
 def test_only_selects_in_the_usual_order() -> None:
-    assert runner.selected(only=()) == list(runner.BENCHMARKS)
+    # The callgrind benchmark takes a quarter of an hour: only when asked for by name.
+    everything = [name for name in runner.BENCHMARKS if name != instructions.NAME]
+    assert runner.selected(only=()) == everything
+    assert runner.selected(only=(instructions.NAME,)) == [instructions.NAME]
     assert runner.selected(only=("kill-recovery", "throughput")) == [
         "throughput",
         "kill-recovery",
     ]
+
+
+def test_the_instruction_total_is_read_from_a_callgrind_profile(tmp_path: Path) -> None:
+    profile = tmp_path / "callgrind.out"
+    profile.write_text("version: 1\ncmd: python\nevents: Ir\nsummary: 2743912905\n")
+    assert instructions.total_instructions(profile) == 2_743_912_905
+    profile.write_text("version: 1\nevents: Ir\n")
+    with pytest.raises(BenchError, match="no instruction total"):
+        instructions.total_instructions(profile)
+
+
+def test_the_instruction_benchmark_says_what_it_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = Context(bootstrap="127.0.0.1:9", workdir=tmp_path)
+    monkeypatch.setattr(instructions.shutil, "which", lambda _name: None)
+    with pytest.raises(BenchError, match="apt-get install valgrind"):
+        instructions.run(ctx, instructions.QUICK)
+    monkeypatch.setattr(instructions.shutil, "which", lambda _name: "/usr/bin/valgrind")
+    with pytest.raises(BenchError, match="0 < small < large"):
+        instructions.run(ctx, instructions.Params(small=600, large=600))
 
 
 def test_with_cases_keeps_the_usual_order() -> None:
