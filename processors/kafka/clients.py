@@ -140,6 +140,10 @@ def quix_application(
         "producer_extra_config": {
             **_COMMON,
             "message.max.bytes": FAILURE_RECORD_LIMIT,
+            # As for producer(): a refused batch is retried before the next one is sent, so no
+            # output is reported delivered that a new leader never wrote (a new instance id
+            # means a producer id no broker knows, which accepts such a gap).
+            "max.in.flight.requests.per.connection": IDEMPOTENT_IN_FLIGHT,
             **(producer_extra or {}),
         },
         **overrides,

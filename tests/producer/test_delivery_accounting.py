@@ -68,3 +68,12 @@ def test_a_failed_delivery_is_still_counted_with_its_error() -> None:
     tracker.on_delivery(KafkaError(KafkaError._MSG_TIMED_OUT), _Message(b"ord-3", None))
     assert (tracker.delivered, tracker.failed) == (0, 1)
     assert UNCONFIRMED not in tracker.causes
+
+
+def test_the_processors_quix_producers_keep_one_request_in_flight_too() -> None:
+    settings = Settings(bootstrap_servers="127.0.0.1:9", processing_guarantee="exactly-once")
+    extra = {"transactional.id": "orderflow-main-t"}
+    app = clients.quix_application(settings, "g", producer_extra=extra)
+    config = app.config.producer_extra_config
+    assert config["max.in.flight.requests.per.connection"] == 1
+    assert config["transactional.id"] == "orderflow-main-t"
