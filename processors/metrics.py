@@ -75,14 +75,17 @@ class Metrics:
         self._latency = _Buckets(LATENCY_BUCKETS)
         self.registry.register(_Exporter(self))
 
-    def consumed(self) -> None:
+    def succeeded(self, seconds: float) -> None:
+        """One record processed successfully in ``seconds`` (counted consumed too)."""
         self._consumed += 1
-
-    def succeeded(self) -> None:
         self._succeeded += 1
+        self._latency.observe(seconds)
 
-    def failed(self, category: str) -> None:
+    def failed(self, category: str, seconds: float) -> None:
+        """One record whose attempt failed (``category``), routed in ``seconds``."""
+        self._consumed += 1
         self._failed[category] += 1
+        self._latency.observe(seconds)
 
     def retried(self, attempt: int) -> None:
         self._retried[attempt] += 1
@@ -104,9 +107,6 @@ class Metrics:
 
     def lateness(self, seconds: float) -> None:
         self._lateness.observe(max(seconds, 0.0))
-
-    def processing(self, seconds: float) -> None:
-        self._latency.observe(seconds)
 
 
 class _Exporter(Collector):

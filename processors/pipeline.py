@@ -133,14 +133,15 @@ class GuardedStep:
     def __call__(self, record: Record, state: h.Contract | None = None) -> StepResult:
         """``state``: the record's decoded contract headers, when the caller has them already."""
         started = time.perf_counter()
-        self.metrics.consumed()
         try:
             result = self._step(record, state)
         except Exception as exc:  # a bug in the step itself: still never lose the record
             logger.exception("event=step_failed offset=%s", record.offset)
             result = self._emergency(record, exc)
-        self._observe(result, record)
-        self.metrics.processing(time.perf_counter() - started)
+        if result.decision.route is Route.PROCESSED:
+            self.metrics.succeeded(time.perf_counter() - started)
+        else:
+            self._observe_failure(result.decision, time.perf_counter() - started)
         return result
 
     # --- the step -----------------------------------------------------------------------------
@@ -154,14 +155,14 @@ class GuardedStep:
         order, failure, order_id = _order(record.value)
         event_id = idempotency_key(state, meta)
         if order is not None:
-            context = HandlerContext(
-                attempt=attempt,
-                max_attempts=self.policy.max_attempts,
-                idempotency_key=event_id,
-                headers=MappingProxyType(dict(record.headers)),
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
+            context = HandlerContext(  # positional: built for every record
+                attempt,
+                self.policy.max_attempts,
+                event_id,
+                MappingProxyType(dict(record.headers)),
+                record.topic,
+                record.partition,
+                record.offset,
             )
             try:
                 handler_result = self.handler(order, context)
@@ -276,13 +277,9 @@ class GuardedStep:
         return StepResult(decision, output, None)
 
     # --- observability ------------------------------------------------------------------------
-    def _observe(self, result: StepResult, record: Record) -> None:
-        decision = result.decision
-        if decision.route is Route.PROCESSED:
-            self.metrics.succeeded()
-            return
+    def _observe_failure(self, decision: Decision, seconds: float) -> None:
         category = decision.updates.get(h.ERROR_CATEGORY) or b"unknown"
-        self.metrics.failed(category.decode("utf-8", errors="replace"))
+        self.metrics.failed(category.decode("utf-8", errors="replace"), seconds)
         if decision.route is Route.RETRY:
             self.metrics.retried(decision.attempt)
         elif decision.reason is not None:

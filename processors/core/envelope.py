@@ -94,14 +94,14 @@ def _headers(headers: Iterable[tuple[str, Any]] | None) -> Headers:
 
 def from_message(message: MessageLike) -> Record:
     """The envelope of a consumed confluent-kafka ``Message`` (one without an error)."""
-    return Record(
-        topic=message.topic() or "",
-        partition=_int(message.partition()),
-        offset=_int(message.offset()),
-        timestamp_ms=message.timestamp()[1],
-        key=_bytes(message.key()),
-        value=_bytes(message.value()),
-        headers=message.headers() or (),  # normalized once, by Record itself
+    return Record(  # positional, here and below: every record of every reader comes here
+        message.topic() or "",
+        _int(message.partition()),
+        _int(message.offset()),
+        message.timestamp()[1],
+        _bytes(message.key()),
+        _bytes(message.value()),
+        message.headers() or (),  # normalized once, by Record itself
     )
 
 
@@ -109,13 +109,14 @@ def from_quix(context: Any, value: Any, key: Any, timestamp_ms: int, headers: An
     """The envelope of a record in a Quix Streams callback (``metadata=True``): Quix hands over
     value, key, timestamp and headers, and ``message_context()`` the position."""
     return Record(
-        topic=context.topic,
-        partition=context.partition,
-        offset=context.offset,
-        timestamp_ms=timestamp_ms,
-        key=_bytes(key),
-        value=_bytes(value),
-        headers=headers or (),  # normalized once, by Record itself
+        context.topic,
+        context.partition,
+        context.offset,
+        timestamp_ms,
+        # Quix hands over bytes already (the bytes deserializers): no call for those.
+        key if key is None or type(key) is bytes else _bytes(key),
+        value if value is None or type(value) is bytes else _bytes(value),
+        headers or (),
     )
 
 

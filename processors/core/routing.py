@@ -186,8 +186,8 @@ def route(
     """Decide one record. ``failure`` is ``None`` when the attempt succeeded; ``rand`` in
     [0, 1) drives the jitter; ``first_hop`` is true on the main topic."""
     attempt, notes = attempt_number(state, policy, first_hop)
-    if failure is None:
-        return Decision(Route.PROCESSED, attempt, notes=notes)
+    if failure is None:  # positional: every success comes here
+        return Decision(Route.PROCESSED, attempt, None, None, NO_HEADERS, NO_HEADERS, notes)
 
     first_failure, more = _first_failure(state, meta, now_ms, first_hop)
     notes += more
