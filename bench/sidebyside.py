@@ -75,7 +75,8 @@ REPEATED = frozenset({"bare-loop", "bare-quix", "main"})
 
 @dataclass(frozen=True)
 class Params:
-    orders: int = 20_000
+    # 60,000: on a quiet 2-vCPU VM a case's 20,000 took ≈ 1 CPU-second, too short to compare.
+    orders: int = 60_000
     warmup: int = 1_000
     naive_orders: int = 500
     naive_warmup: int = 50
