@@ -114,19 +114,11 @@ class GuardedStep:
         self.rand = rand
         self.routed_log = RoutedLog()
         # The outcome headers that are the same for every record of this instance, encoded once.
-        self._outcome_constant = h.encode(
-            {
-                h.CONTENT_TYPE: "application/json",
-                h.PROCESSOR: identity.processor,
-                h.CONSUMER_GROUP: identity.consumer_group,
-            }
+        self._content_type = (
+            h.CONTENT_TYPE,
+            h.encode({h.CONTENT_TYPE: "application/json"})[h.CONTENT_TYPE],
         )
-        constant = self._outcome_constant
-        self._content_type = (h.CONTENT_TYPE, constant[h.CONTENT_TYPE])
-        self._by = [
-            (h.PROCESSOR, constant[h.PROCESSOR]),
-            (h.CONSUMER_GROUP, constant[h.CONSUMER_GROUP]),
-        ]
+        self._by = list(identity.headers.items())  # x-processor, x-consumer-group
         self._encoded_topics: dict[str, bytes | None] = {}
         self._processor = identity.processor
 

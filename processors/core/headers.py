@@ -109,9 +109,10 @@ _SMALL_INTS: Final = tuple(str(n).encode("ascii") for n in range(_SMALL_INTS_END
 
 # --- primitive codecs -----------------------------------------------------------------------------
 def encode_int(value: int) -> bytes:
-    if 0 <= value < _SMALL_INTS_END:  # attempts and partitions: on every outcome record
-        return _SMALL_INTS[value]
-    return str(int(value)).encode("ascii")
+    number = int(value)  # whatever a caller hands ``encode`` for a number header
+    if 0 <= number < _SMALL_INTS_END:  # attempts and partitions: on every outcome record
+        return _SMALL_INTS[number]
+    return str(number).encode("ascii")
 
 
 def encode_text(value: str, limit: int | None = None) -> bytes:
@@ -228,13 +229,6 @@ def encode(values: Mapping[str, object]) -> dict[str, bytes | None]:
     }
 
 
-def _encode_number(value: object) -> bytes:
-    number = int(value)  # type: ignore[call-overload]
-    if 0 <= number < _SMALL_INTS_END:
-        return _SMALL_INTS[number]
-    return str(number).encode("ascii")
-
-
 def _encode_message(value: object) -> bytes:
     return encode_text(str(value), ERROR_MESSAGE_LIMIT)
 
@@ -245,7 +239,7 @@ def _encode_trace(value: object) -> bytes:
 
 # Each header's encoder, looked up once per value (writers encode a dozen headers per failure).
 _ENCODERS: Final[dict[str, Callable[[object], bytes]]] = {
-    name: {INT: _encode_number, TEXT: _encode_message, TAIL: _encode_trace}[kind]
+    name: {INT: encode_int, TEXT: _encode_message, TAIL: _encode_trace}[kind]
     for name, kind in KINDS.items()
 }
 
